@@ -1,0 +1,1 @@
+"""Baselines of the benchmark; each subpackage is a method with its own CLI."""

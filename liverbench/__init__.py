@@ -1,0 +1,1 @@
+"""liverbench: the shared core of regsegbench (data, preprocessing, evaluation)."""

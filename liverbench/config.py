@@ -1,0 +1,68 @@
+"""Configuration: merge the chosen scale over the top level, then validate.
+
+The schema is closed at every level, so a misspelt or ill-typed key stops the run with the
+key's dotted path and the problem, before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration that does not fit the schema; the message names the key."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of `base` with `override` merged in; nested dicts merge, everything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def validate(config: dict, schema: dict | None = None, source: str = "config") -> None:
+    schema = schema if schema is not None else load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for error in errors:
+            key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+            lines.append(f"{source}: key '{key}': {error.message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+def resolve(config: dict, schema: dict | None = None) -> dict:
+    """Validate the raw config and every scale's merge; return the merge for `config['scale']`."""
+    schema = schema if schema is not None else load_schema()
+    validate(config, schema)
+    resolved = {}
+    for scale, block in config["scales"].items():
+        merged = deep_merge(config, block or {})
+        merged["scale"] = scale
+        validate(merged, schema, source=f"config (scale '{scale}')")
+        resolved[scale] = merged
+    if config["scale"] not in resolved:
+        raise ConfigError(f"config: key 'scale': no block '{config['scale']}' under 'scales'")
+    return resolved[config["scale"]]
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
+    """Read a YAML config, apply top-level overrides, resolve and validate it."""
+    raw = yaml.safe_load(Path(path).read_text())
+    return resolve(deep_merge(raw, overrides or {}))

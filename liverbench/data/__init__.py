@@ -1,0 +1,1 @@
+"""Image IO, the phantom cohort, adapters for real data, preprocessing, splits and pairs."""

@@ -1,0 +1,170 @@
+"""Adapters from real data layouts to standardized cases (see docs/contracts.md).
+
+Two layouts are read: the Medical Segmentation Decathlon Task03_Liver layout (pretraining),
+and an H108-style manifest CSV, one row per patient, whose images may be NIfTI, NRRD, MHA
+or DICOM series folders. Both are checked thoroughly (geometry, binary masks, empty masks)
+and written as NIfTI in the original geometry; the inputs are only ever read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from liverbench.data.io import (
+    ImageError,
+    geometry_summary,
+    read_image,
+    read_mask,
+    same_geometry,
+    write_image,
+    write_json,
+)
+from liverbench.data.splits import PAIR_SEPARATOR, SPLITS
+
+REQUIRED_COLUMNS = ("patient_id", "cect", "cect_liver", "ncect", "ncect_liver")
+OPTIONAL_COLUMNS = ("spect", "ncect_lungs", "split")
+IMAGE_COLUMNS = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message names the file, row and column."""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    patient_id: str
+    paths: dict[str, Path]  # column -> absolute path, only for columns given
+    split: str | None = None
+
+
+def read_manifest(path: str | Path) -> list[ManifestRow]:
+    """Parse and check a manifest CSV; relative paths are relative to the CSV's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise ManifestError(f"{path}: missing column(s) {missing}; has {columns}")
+        unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        if unknown:
+            raise ManifestError(
+                f"{path}: unknown column(s) {unknown}; allowed: "
+                f"{list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+            )
+        rows = [_parse_row(path, line, record) for line, record in enumerate(reader, start=2)]
+    if not rows:
+        raise ManifestError(f"{path}: no patients")
+    ids = [row.patient_id for row in rows]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ManifestError(f"{path}: duplicate patient_id(s) {duplicates}")
+    return rows
+
+
+def _parse_row(manifest: Path, line: int, record: dict[str, str]) -> ManifestRow:
+    where = f"{manifest}, line {line}"
+    patient = (record.get("patient_id") or "").strip()
+    if not patient:
+        raise ManifestError(f"{where}: empty patient_id")
+    if PAIR_SEPARATOR in patient or "/" in patient or patient.startswith("."):
+        raise ManifestError(
+            f"{where}: patient_id {patient!r} may not contain '{PAIR_SEPARATOR}' or '/'"
+        )
+    paths: dict[str, Path] = {}
+    for column in IMAGE_COLUMNS:
+        value = (record.get(column) or "").strip()
+        if not value:
+            if column in REQUIRED_COLUMNS:
+                raise ManifestError(f"{where}: column '{column}' is empty")
+            continue
+        full = Path(value) if Path(value).is_absolute() else manifest.parent / value
+        if not full.exists():
+            raise ManifestError(
+                f"{where}: column '{column}' points to {full}, which does not exist"
+            )
+        paths[column] = full
+    split = (record.get("split") or "").strip() or None
+    if split is not None and split not in SPLITS:
+        raise ManifestError(f"{where}: split {split!r} is not one of {SPLITS}")
+    return ManifestRow(patient, paths, split)
+
+
+def as_hu(image: sitk.Image) -> sitk.Image:
+    """CT as int16 HU (real exports come as int16, uint16 with rescale applied, or float)."""
+    array = sitk.GetArrayFromImage(image)
+    if array.dtype != np.int16:
+        array = np.clip(np.rint(array), -32768, 32767).astype(np.int16)
+    out = sitk.GetImageFromArray(array)
+    out.CopyInformation(image)
+    return out
+
+
+def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
+    """Check one manifest patient and write its standardized case; returns what was written."""
+    out_dir = Path(out_dir)
+    cect = read_image(row.paths["cect"])
+    ncect = read_image(row.paths["ncect"])
+    images = {
+        "cect": as_hu(cect),
+        "cect_liver": read_mask(row.paths["cect_liver"], cect, row.paths["cect"]),
+        "ncect": as_hu(ncect),
+        "ncect_liver": read_mask(row.paths["ncect_liver"], ncect, row.paths["ncect"]),
+    }
+    if "ncect_lungs" in row.paths:
+        images["ncect_lungs"] = read_mask(row.paths["ncect_lungs"], ncect, row.paths["ncect"])
+    if "spect" in row.paths:
+        images["spect"] = sitk.Cast(read_image(row.paths["spect"]), sitk.sitkFloat32)
+    for name, image in images.items():
+        write_image(image, out_dir / f"{name}.nii.gz")
+    record = {
+        "patient_id": row.patient_id,
+        "files": sorted(images),
+        "sources": {k: str(v) for k, v in row.paths.items()},
+    }
+    write_json(record, out_dir / "case.json")
+    return record
+
+
+def msd_cases(root: str | Path) -> list[str]:
+    """Case ids (e.g. liver_0) of an MSD Task03_Liver folder, from its dataset.json."""
+    root = Path(root)
+    dataset = root / "dataset.json"
+    if not dataset.is_file():
+        raise ManifestError(f"{dataset}: not found; expected the MSD Task03_Liver layout")
+    try:
+        training = json.loads(dataset.read_text())["training"]
+    except (json.JSONDecodeError, KeyError) as error:
+        raise ManifestError(f"{dataset}: not an MSD dataset.json ({error})") from error
+    return sorted(Path(item["image"]).name.split(".nii")[0] for item in training)
+
+
+def standardize_msd(root: str | Path, case: str, out_dir: str | Path) -> None:
+    """MSD image + label (1 liver, 2 tumour) -> cect.nii.gz, cect_liver.nii.gz (label > 0)."""
+    root, out_dir = Path(root), Path(out_dir)
+    image_path = root / "imagesTr" / f"{case}.nii.gz"
+    label_path = root / "labelsTr" / f"{case}.nii.gz"
+    image = read_image(image_path)
+    label = read_image(label_path)
+    values = set(np.unique(sitk.GetArrayViewFromImage(label)).tolist())
+    if not values <= {0, 1, 2}:
+        raise ImageError(f"{label_path}: MSD liver labels must be 0, 1, 2; found {sorted(values)}")
+    if values <= {0}:
+        raise ImageError(f"{label_path}: label map is empty")
+    liver = sitk.Cast(label > 0, sitk.sitkUInt8)
+    liver.CopyInformation(label)
+    if not same_geometry(liver, image):
+        raise ImageError(
+            f"{label_path}: label geometry ({geometry_summary(label)}) differs from "
+            f"{image_path} ({geometry_summary(image)})"
+        )
+    write_image(as_hu(image), out_dir / "cect.nii.gz")
+    write_image(liver, out_dir / "cect_liver.nii.gz")

@@ -1,0 +1,175 @@
+"""Image IO with clear errors and atomic writes.
+
+Every image in the project passes through here so that bad input fails early, with the
+file and the problem named, and so that an interrupted run never leaves a half-written
+output that a rerun would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+class ImageError(ValueError):
+    """An input image or mask that cannot be used; the message names the file."""
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix
+
+
+def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> sitk.Image:
+    """Read a 3-D image file or a DICOM series folder, refusing what is not a usable volume."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    try:
+        if path.is_dir():
+            image = _read_dicom_series(path)
+        else:
+            image = sitk.ReadImage(str(path))
+    except ImageError:
+        raise
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown"
+        raise ImageError(f"{path}: cannot be read as an image ({first_line})") from error
+    if image.GetDimension() != 3:
+        raise ImageError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageError(f"{path}: expected a scalar image, got a vector image")
+    if min(image.GetSize()) < 2:
+        raise ImageError(f"{path}: expected a 3-D volume, got size {image.GetSize()}")
+    if not allow_nan and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        if not np.isfinite(sitk.GetArrayViewFromImage(image)).all():
+            raise ImageError(f"{path}: contains NaN or infinite values")
+    return image
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise ImageError(f"{folder}: folder holds no DICOM series")
+    if len(series) > 1:
+        raise ImageError(f"{folder}: folder holds {len(series)} DICOM series; expected one")
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    return reader.Execute()
+
+
+def read_array(path: str | os.PathLike) -> tuple[np.ndarray, sitk.Image]:
+    """Return the voxel array in (z, y, x) order and the image that carries its geometry."""
+    image = read_image(path)
+    return sitk.GetArrayFromImage(image), image
+
+
+def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
+    """True when two images share size, spacing, origin and direction (within tolerance)."""
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance * 10)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance)
+    )
+
+
+def geometry_summary(image: sitk.Image) -> str:
+    return (
+        f"size {image.GetSize()}, spacing {tuple(round(s, 3) for s in image.GetSpacing())}, "
+        f"origin {tuple(round(o, 2) for o in image.GetOrigin())}"
+    )
+
+
+def read_mask(
+    path: str | os.PathLike,
+    reference: sitk.Image | None = None,
+    reference_path: str | os.PathLike | None = None,
+    *,
+    allow_empty: bool = False,
+) -> sitk.Image:
+    """Read a binary mask (values 0/1, or 0/255) as uint8 0/1, checking it against its image.
+
+    A mask on another grid than its image, with other labels, or with nothing in it is a
+    data error the user must see, not something to resample or threshold silently.
+    """
+    path = Path(path)
+    mask = read_image(path)
+    values = np.unique(sitk.GetArrayViewFromImage(mask))
+    if not set(values.tolist()) <= {0, 1} and not set(values.tolist()) <= {0, 255}:
+        shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+        raise ImageError(f"{path}: mask is not binary (values {shown})")
+    if not allow_empty and values.max(initial=0) == 0:
+        raise ImageError(f"{path}: mask is empty")
+    if reference is not None and not same_geometry(mask, reference):
+        other = f" of {reference_path}" if reference_path else ""
+        raise ImageError(
+            f"{path}: mask geometry ({geometry_summary(mask)}) differs from the image"
+            f"{other} ({geometry_summary(reference)})"
+        )
+    binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    binary.CopyInformation(mask)
+    return binary
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = _suffix(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike) -> None:
+    """Write an image atomically; compression on, so outputs stay small."""
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def write_array(array: np.ndarray, reference: sitk.Image, path: str | os.PathLike) -> None:
+    """Write a (z, y, x) array with the geometry of `reference`."""
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    write_image(image, path)
+
+
+def write_json(data: Any, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""Metrics, runtime records, tables, statistics and figures; reads predictions from files only."""

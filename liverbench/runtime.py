@@ -1,0 +1,83 @@
+"""Runtime records: how long a method took for one pair, on what, with how much memory.
+
+Every method writes one JSON record per prediction with the same keys, so the evaluation can
+compare runtimes without knowing anything about the method that produced them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liverbench.data.io import write_json
+
+RUNTIME_KEYS = (
+    "method",
+    "pair",
+    "seconds_method",
+    "seconds_total",
+    "device",
+    "threads",
+    "peak_memory_mb",
+)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (and finished children), in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2  # kB on Linux, bytes on macOS
+    return max(own, children) * scale
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_threads() -> int:
+    """Threads the process was given (OMP_NUM_THREADS, as Snakemake sets it), else all cores."""
+    return int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+
+
+@dataclass
+class RuntimeRecord:
+    """One method call on one pair. `seconds_method` is the method's own work (e.g. the
+    network forward after warm-up, or elastix alone); `seconds_total` the whole call."""
+
+    method: str
+    pair: str
+    seconds_method: float
+    seconds_total: float
+    device: str = "cpu"
+    threads: int = field(default_factory=lambda: default_threads())
+    peak_memory_mb: float = field(default_factory=peak_memory_mb)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: str | os.PathLike) -> None:
+        record = asdict(self)
+        record["cpu"] = cpu_name()
+        write_json(record, path)
+
+
+class Stopwatch:
+    """`with Stopwatch() as watch: ...; watch.seconds` — perf_counter based."""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start

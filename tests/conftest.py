@@ -1,0 +1,71 @@
+"""Shared test helpers: tiny synthetic CT volumes with a body and a liver, written as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ellipsoid(shape, centre, radii) -> np.ndarray:
+    """Boolean (z, y, x) ellipsoid, centre and radii in voxels."""
+    grid = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
+
+
+def tiny_ct(
+    shape=(20, 40, 40),
+    spacing_xyz=(8.0, 8.0, 10.0),
+    origin_xyz=(-160.0, -160.0, -100.0),
+    liver_shift=(0, 0, 0),
+    liver_hu=110.0,
+    seed=0,
+) -> tuple[sitk.Image, sitk.Image]:
+    """A CT (int16 HU) with an elliptic body and an elliptic 'liver', and the liver mask."""
+    rng = np.random.default_rng(seed)
+    z, y, x = shape
+    body = ellipsoid(shape, (z / 2, y / 2, x / 2), (z * 2, y * 0.4, x * 0.45))
+    centre = (z / 2 + liver_shift[0], y / 2 + liver_shift[1], x * 0.4 + liver_shift[2])
+    liver = ellipsoid(shape, centre, (z * 0.3, y * 0.2, x * 0.2)) & body
+    ct = np.full(shape, -1000.0)
+    ct[body] = 40.0
+    ct[liver] = liver_hu
+    ct += rng.normal(0, 10, shape)
+    image = sitk.GetImageFromArray(ct.astype(np.int16))
+    image.SetSpacing(spacing_xyz)
+    image.SetOrigin(origin_xyz)
+    mask = sitk.GetImageFromArray(liver.astype(np.uint8))
+    mask.CopyInformation(image)
+    return image, mask
+
+
+def write_case(folder: Path, seed: int = 0, spect: bool = True) -> Path:
+    """A standardized H108-style case folder: CECT, nCECT (shifted liver), masks, SPECT."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cect, cect_liver = tiny_ct(seed=seed, shape=(24, 40, 40), spacing_xyz=(8.0, 8.0, 8.0))
+    ncect, ncect_liver = tiny_ct(
+        seed=seed + 1, liver_shift=(1, 2, 1), liver_hu=55.0, origin_xyz=(-150.0, -170.0, -90.0)
+    )
+    for name, image in dict(
+        cect=cect, cect_liver=cect_liver, ncect=ncect, ncect_liver=ncect_liver
+    ).items():
+        sitk.WriteImage(image, str(folder / f"{name}.nii.gz"))
+    if spect:
+        shape = sitk.GetArrayViewFromImage(ncect).shape
+        lungs = sitk.GetImageFromArray(
+            ellipsoid(shape, (2, shape[1] / 2, shape[2] / 2), (2, 5, 8)).astype(np.uint8)
+        )
+        lungs.CopyInformation(ncect)
+        counts = sitk.Cast(ncect_liver, sitk.sitkFloat32) * 100.0 + 1.0
+        sitk.WriteImage(counts, str(folder / "spect.nii.gz"))
+        sitk.WriteImage(lungs, str(folder / "ncect_lungs.nii.gz"))
+    return folder
+
+
+@pytest.fixture
+def case_dir(tmp_path: Path) -> Path:
+    return write_case(tmp_path / "P001")

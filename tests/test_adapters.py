@@ -1,0 +1,173 @@
+"""Real-data adapters: MSD layout and H108 manifests with NIfTI, NRRD, MHA and DICOM inputs."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import ROOT, tiny_ct, write_case
+
+from liverbench.data.adapters import (
+    ManifestError,
+    msd_cases,
+    read_manifest,
+    standardize_h108,
+    standardize_msd,
+)
+from liverbench.data.io import ImageError, read_image, same_geometry
+
+
+def write_dicom_series(image: sitk.Image, folder: Path) -> None:
+    """Write a CT as a DICOM series (one file per slice), as a scanner export would."""
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    series_uid = "1.2.826.0.1.3680043.2.1125.1.1"
+    direction = image.GetDirection()
+    for k in range(image.GetDepth()):
+        slice_ = image[:, :, k]
+        origin = image.TransformIndexToPhysicalPoint((0, 0, k))
+        tags = {
+            "0008|0060": "CT",
+            "0020|000e": series_uid,
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
+            "0020|0032": "\\".join(f"{v:.4f}" for v in origin),
+            "0020|0037": "\\".join(f"{v}" for v in direction[0:3] + direction[3:6]),
+            "0020|0013": str(k + 1),
+            "0018|0050": f"{image.GetSpacing()[2]}",
+            "0028|0030": f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}",
+        }
+        for tag, value in tags.items():
+            slice_.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_)
+
+
+def write_manifest(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def mixed_formats(tmp_path: Path) -> Path:
+    """A manifest whose CECT is a DICOM series, nCECT NRRD, masks MHA/NIfTI, relative paths."""
+    src = write_case(tmp_path / "src")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_dicom_series(read_image(src / "cect.nii.gz"), raw / "cect_dicom")
+    sitk.WriteImage(sitk.ReadImage(str(src / "ncect.nii.gz")), str(raw / "ncect.nrrd"))
+    sitk.WriteImage(sitk.ReadImage(str(src / "ncect_liver.nii.gz")), str(raw / "ncect_liver.mha"))
+    row = {
+        "patient_id": "H001",
+        "cect": "raw/cect_dicom",
+        "cect_liver": "src/cect_liver.nii.gz",
+        "ncect": "raw/ncect.nrrd",
+        "ncect_liver": "raw/ncect_liver.mha",
+        "spect": "src/spect.nii.gz",
+        "ncect_lungs": "src/ncect_lungs.nii.gz",
+        "split": "test",
+    }
+    write_manifest(tmp_path / "manifest.csv", [row])
+    return tmp_path / "manifest.csv"
+
+
+def test_manifest_with_dicom_nrrd_mha(mixed_formats: Path, tmp_path: Path):
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    (row,) = read_manifest(mixed_formats)
+    assert row.split == "test"
+    record = standardize_h108(row, tmp_path / "out" / "H001")
+    assert set(record["files"]) == {
+        "cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs"
+    }
+    out = tmp_path / "out" / "H001"
+    cect = read_image(out / "cect.nii.gz")
+    source = read_image(tmp_path / "src" / "cect.nii.gz")
+    assert same_geometry(cect, source)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(cect), sitk.GetArrayFromImage(source))
+    assert cect.GetPixelID() == sitk.sitkInt16
+    # inputs are never modified
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_manifest_errors_name_file_line_and_column(tmp_path: Path):
+    write_case(tmp_path / "c")
+    base = {
+        "patient_id": "A", "cect": "c/cect.nii.gz", "cect_liver": "c/cect_liver.nii.gz",
+        "ncect": "c/ncect.nii.gz", "ncect_liver": "c/ncect_liver.nii.gz",
+    }
+    manifest = tmp_path / "m.csv"
+    write_manifest(manifest, [base, {**base, "patient_id": "B", "ncect": "c/missing.nii.gz"}])
+    with pytest.raises(ManifestError, match=r"m\.csv, line 3: column 'ncect' points to .*missing"):
+        read_manifest(manifest)
+    write_manifest(manifest, [base, base])
+    with pytest.raises(ManifestError, match="duplicate patient_id"):
+        read_manifest(manifest)
+    write_manifest(manifest, [{**base, "patient_id": "A__B"}])
+    with pytest.raises(ManifestError, match="may not contain '__'"):
+        read_manifest(manifest)
+    write_manifest(manifest, [{**base, "colour": "red"}])
+    with pytest.raises(ManifestError, match="unknown column"):
+        read_manifest(manifest)
+
+
+def test_mask_on_other_grid_is_refused(tmp_path: Path):
+    case = write_case(tmp_path / "c")
+    _, other = tiny_ct(shape=(10, 20, 20))
+    sitk.WriteImage(other, str(case / "ncect_liver.nii.gz"))
+    write_manifest(tmp_path / "m.csv", [{
+        "patient_id": "A", "cect": "c/cect.nii.gz", "cect_liver": "c/cect_liver.nii.gz",
+        "ncect": "c/ncect.nii.gz", "ncect_liver": "c/ncect_liver.nii.gz",
+    }])
+    (row,) = read_manifest(tmp_path / "m.csv")
+    with pytest.raises(ImageError, match=r"ncect_liver\.nii\.gz: mask geometry"):
+        standardize_h108(row, tmp_path / "out")
+
+
+def write_msd(root: Path, n: int = 2) -> None:
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    training = []
+    for i in range(n):
+        image, liver = tiny_ct(seed=i)
+        label = sitk.GetArrayFromImage(liver)
+        label[label.shape[0] // 2, 15:18, 14:17] = 2  # a tumour inside
+        label_image = sitk.GetImageFromArray(label)
+        label_image.CopyInformation(image)
+        sitk.WriteImage(image, str(root / "imagesTr" / f"liver_{i}.nii.gz"))
+        sitk.WriteImage(label_image, str(root / "labelsTr" / f"liver_{i}.nii.gz"))
+        training.append({"image": f"./imagesTr/liver_{i}.nii.gz",
+                         "label": f"./labelsTr/liver_{i}.nii.gz"})
+    (root / "dataset.json").write_text(json.dumps({"name": "Liver", "training": training}))
+
+
+def test_msd_layout(tmp_path: Path):
+    root = tmp_path / "Task03_Liver"
+    write_msd(root)
+    assert msd_cases(root) == ["liver_0", "liver_1"]
+    standardize_msd(root, "liver_1", tmp_path / "out")
+    liver = sitk.GetArrayFromImage(read_image(tmp_path / "out" / "cect_liver.nii.gz"))
+    label = sitk.GetArrayFromImage(read_image(root / "labelsTr" / "liver_1.nii.gz"))
+    np.testing.assert_array_equal(liver, (label > 0).astype(np.uint8))
+
+    label_path = root / "labelsTr" / "liver_0.nii.gz"
+    bad = sitk.ReadImage(str(label_path)) * 3
+    sitk.WriteImage(bad, str(label_path))
+    with pytest.raises(ImageError, match=r"liver_0\.nii\.gz: MSD liver labels must be 0, 1, 2"):
+        standardize_msd(root, "liver_0", tmp_path / "out0")
+
+
+def test_cli_reports_errors_without_traceback(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "liverbench.data", "standardize-h108",
+         "--manifest", str(tmp_path / "none.csv"), "--patient", "A", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "none.csv: manifest not found" in result.stderr
+    assert "Traceback" not in result.stderr
