@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +71,28 @@ def write_case(folder: Path, seed: int = 0, spect: bool = True) -> Path:
 @pytest.fixture
 def case_dir(tmp_path: Path) -> Path:
     return write_case(tmp_path / "P001")
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the project's workflow in `workdir` (results land in workdir/results/)."""
+    command = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+        "--directory", str(workdir),
+        "--cores", "2",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole smoke-scale DAG, run once per test session; returns results/smoke."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = run_snakemake(workdir, "--config", "experiment=smoke", "scale=smoke")
+    if result.returncode != 0:
+        logs = "\n".join(
+            f"== {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.rglob("logs/**/*.log"))
+        )
+        pytest.fail(f"smoke DAG failed:\n{result.stderr[-6000:]}\n{logs[-12000:]}")
+    return workdir / "results" / "smoke"

@@ -10,6 +10,9 @@ rule metrics:
         f"{EXP}/metrics/{{method}}.csv",
     params:
         pairs=" ".join(TEST_PAIRS),
+        predictions=lambda wildcards, input: os.path.dirname(input.predictions[0]),
+        runtimes=lambda wildcards, input: os.path.dirname(input.runtimes[0]),
+        cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input.cases[0])),
     log:
         f"{EXP}/logs/metrics/{{method}}.log",
     conda:
@@ -20,8 +23,8 @@ rule metrics:
         runtime=15,
     shell:
         "python -m liverbench.evaluation.evaluate --method {wildcards.method} "
-        "--pairs {params.pairs} --predictions {EXP}/predictions/{wildcards.method} "
-        "--runtimes {EXP}/runtime/{wildcards.method} --cases {EXP}/data/h108 "
+        "--pairs {params.pairs} --predictions {params.predictions} "
+        "--runtimes {params.runtimes} --cases {params.cases} "
         "--out {output} > {log} 2>&1"
 
 

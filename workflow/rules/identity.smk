@@ -5,10 +5,13 @@ rule identity_predict:
     input:
         expand(f"{EXP}/data/h108/{{patient}}/case.json", patient=TEST_PATIENTS),
     output:
-        predictions("identity"),
-        runtimes("identity"),
+        predictions=predictions("identity"),
+        runtimes=runtimes("identity"),
     params:
         pairs=" ".join(TEST_PAIRS),
+        cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
+        out=lambda wildcards, output: os.path.dirname(output.predictions[0]),
+        runtime=lambda wildcards, output: os.path.dirname(output.runtimes[0]),
     log:
         f"{EXP}/logs/identity/predict.log",
     conda:
@@ -18,5 +21,5 @@ rule identity_predict:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m baselines.identity --cases {EXP}/data/h108 --pairs {params.pairs} "
-        "--out-dir {EXP}/predictions/identity --runtime-dir {EXP}/runtime/identity > {log} 2>&1"
+        "python -m baselines.identity --cases {params.cases} --pairs {params.pairs} "
+        "--out-dir {params.out} --runtime-dir {params.runtime} > {log} 2>&1"
