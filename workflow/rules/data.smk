@@ -11,6 +11,8 @@ if PHANTOM:
             n=COHORT["patients"],
             seed=SEED,
             root=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
+        benchmark:
+            f"{EXP}/benchmarks/phantom/{{patient}}.tsv"
         log:
             f"{EXP}/logs/phantom/{{patient}}.log",
         conda:
@@ -28,6 +30,8 @@ if PHANTOM:
             MANIFEST,
         params:
             n=COHORT["patients"],
+        benchmark:
+            f"{EXP}/benchmarks/phantom/manifest.tsv"
         log:
             f"{EXP}/logs/phantom/manifest.log",
         conda:
@@ -52,6 +56,8 @@ if not COHORT.get("msd"):
             n=COHORT["msd_cases"],
             seed=SEED,
             root=folder_of,
+        benchmark:
+            f"{EXP}/benchmarks/phantom/msd.tsv"
         log:
             f"{EXP}/logs/phantom/msd.log",
         conda:
@@ -74,6 +80,8 @@ rule standardize_h108:
     params:
         manifest=MANIFEST,
         out=folder_of,
+    benchmark:
+        f"{EXP}/benchmarks/standardize/{{patient}}.tsv"
     log:
         f"{EXP}/logs/standardize/{{patient}}.log",
     conda:
@@ -98,6 +106,8 @@ rule standardize_msd:
     params:
         root=lambda wildcards, input: os.path.dirname(input.dataset),
         out=folder_of,
+    benchmark:
+        f"{EXP}/benchmarks/standardize/msd_{{case}}.tsv"
     log:
         f"{EXP}/logs/standardize/msd_{{case}}.log",
     conda:
@@ -120,6 +130,8 @@ rule preprocess_h108:
         case=lambda wildcards, input: os.path.dirname(input[0]),
         out=folder_of,
         settings=method_settings("preprocess"),
+    benchmark:
+        f"{EXP}/benchmarks/preprocess/{{patient}}.tsv"
     log:
         f"{EXP}/logs/preprocess/{{patient}}.log",
     conda:
@@ -144,6 +156,8 @@ rule preprocess_msd:
         case=lambda wildcards, input: os.path.dirname(input[0]),
         out=folder_of,
         settings=method_settings("preprocess"),
+    benchmark:
+        f"{EXP}/benchmarks/preprocess/msd_{{case}}.tsv"
     log:
         f"{EXP}/logs/preprocess/msd_{{case}}.log",
     conda:
@@ -173,6 +187,8 @@ rule pair:
         fixed=lambda wildcards, input: os.path.dirname(input.fixed),
         out=folder_of,
         settings=method_settings("preprocess"),
+    benchmark:
+        f"{EXP}/benchmarks/pairs/{{moving}}__{{fixed}}.tsv"
     log:
         f"{EXP}/logs/pairs/{{moving}}__{{fixed}}.log",
     conda:
@@ -198,6 +214,8 @@ rule splits:
         seed=SEED,
         inter=COHORT["inter_per_patient"],
         manifest="" if PHANTOM else f"--manifest {MANIFEST}",
+    benchmark:
+        f"{EXP}/benchmarks/splits.tsv"
     log:
         f"{EXP}/logs/splits.log",
     conda:

@@ -13,6 +13,8 @@ rule metrics:
         predictions=lambda wildcards, input: os.path.dirname(input.predictions[0]),
         runtimes=lambda wildcards, input: os.path.dirname(input.runtimes[0]),
         cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input.cases[0])),
+    benchmark:
+        f"{EXP}/benchmarks/metrics/{{method}}.tsv"
     log:
         f"{EXP}/logs/metrics/{{method}}.log",
     conda:

@@ -12,6 +12,8 @@ rule identity_predict:
         cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
         out=lambda wildcards, output: os.path.dirname(output.predictions[0]),
         runtime=lambda wildcards, output: os.path.dirname(output.runtimes[0]),
+    benchmark:
+        f"{EXP}/benchmarks/identity/predict.tsv"
     log:
         f"{EXP}/logs/identity/predict.log",
     conda:
