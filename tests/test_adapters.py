@@ -105,6 +105,8 @@ def test_manifest_errors_name_file_line_and_column(tmp_path: Path):
     write_manifest(manifest, [base, {**base, "patient_id": "B", "ncect": "c/missing.nii.gz"}])
     with pytest.raises(ManifestError, match=r"m\.csv, line 3: column 'ncect' points to .*missing"):
         read_manifest(manifest)
+    # one patient's job does not depend on another patient's files
+    assert [r.patient_id for r in read_manifest(manifest, check_files=["A"])] == ["A", "B"]
     write_manifest(manifest, [base, base])
     with pytest.raises(ManifestError, match="duplicate patient_id"):
         read_manifest(manifest)

@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> None:
     if args.command == "standardize-h108":
-        rows = {row.patient_id: row for row in adapters.read_manifest(args.manifest)}
+        rows = {
+            row.patient_id: row
+            for row in adapters.read_manifest(args.manifest, check_files=[args.patient])
+        }
         if args.patient not in rows:
             raise adapters.ManifestError(f"{args.manifest}: no patient {args.patient!r}")
         adapters.standardize_h108(rows[args.patient], args.out)
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "splits":
         fixed = {}
         if args.manifest:
-            rows = adapters.read_manifest(args.manifest)
+            rows = adapters.read_manifest(args.manifest, check_files=())
             fixed = {r.patient_id: r.split for r in rows if r.split}
         splits = make_splits(args.patients, args.fractions, args.seed, fixed)
         splits["pairs"] = make_pairs(splits, args.inter_per_patient, args.seed)

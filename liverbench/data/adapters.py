@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,12 @@ class ManifestRow:
     split: str | None = None
 
 
-def read_manifest(path: str | Path) -> list[ManifestRow]:
-    """Parse and check a manifest CSV; relative paths are relative to the CSV's folder."""
+def read_manifest(path: str | Path, check_files: Iterable[str] | None = None) -> list[ManifestRow]:
+    """Parse and check a manifest CSV; relative paths are relative to the CSV's folder.
+
+    Every listed file must exist, for all patients or only those in `check_files` (a job
+    that standardizes one patient must not depend on the others' files being there yet).
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
@@ -60,7 +65,11 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
                 f"{path}: unknown column(s) {unknown}; allowed: "
                 f"{list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
             )
-        rows = [_parse_row(path, line, record) for line, record in enumerate(reader, start=2)]
+        checked = None if check_files is None else set(check_files)
+        rows = [
+            _parse_row(path, line, record, checked)
+            for line, record in enumerate(reader, start=2)
+        ]
     if not rows:
         raise ManifestError(f"{path}: no patients")
     ids = [row.patient_id for row in rows]
@@ -70,7 +79,9 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     return rows
 
 
-def _parse_row(manifest: Path, line: int, record: dict[str, str]) -> ManifestRow:
+def _parse_row(
+    manifest: Path, line: int, record: dict[str, str], checked: set[str] | None
+) -> ManifestRow:
     where = f"{manifest}, line {line}"
     patient = (record.get("patient_id") or "").strip()
     if not patient:
@@ -87,7 +98,7 @@ def _parse_row(manifest: Path, line: int, record: dict[str, str]) -> ManifestRow
                 raise ManifestError(f"{where}: column '{column}' is empty")
             continue
         full = Path(value) if Path(value).is_absolute() else manifest.parent / value
-        if not full.exists():
+        if (checked is None or patient in checked) and not full.exists():
             raise ManifestError(
                 f"{where}: column '{column}' points to {full}, which does not exist"
             )

@@ -110,5 +110,10 @@ def folder_of(wildcards, output):
     return os.path.dirname(output[0])
 
 
+# Method rule files register, for the report: a loss CSV per trained method, and a path
+# pattern with {pair} of the warped CECT on the pair's working grid (registration methods).
+TRAINING_CURVES = {}
+WARPED_CECT = {}
+
 H108_FILES = ["cect", "cect_liver", "ncect", "ncect_liver"]
 PHANTOM_FILES = H108_FILES + ["spect", "ncect_lungs"]

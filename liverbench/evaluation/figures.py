@@ -1,0 +1,425 @@
+"""Figures for the report (matplotlib Agg + seaborn), each also a CLI subcommand:
+
+    python -m liverbench.evaluation.figures summary --metrics metrics/*.csv --out-dir DIR
+        -> DIR/metrics_boxplot.png, DIR/runtime.png, DIR/accuracy_runtime.png
+    python -m liverbench.evaluation.figures overlays --cases DIR --pairs A__A ... \\
+        --predictions regsegnet=DIR identity=DIR ... --out-dir DIR      -> DIR/{pair}.png
+    python -m liverbench.evaluation.figures checkerboard --fixed F --moving M --warped W --out P
+    python -m liverbench.evaluation.figures training --csv losses.csv --out P [--title T]
+
+Every function that draws returns the Figure (so tests can look inside it); `save_figure`
+writes it atomically as PNG and closes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from liverbench.data.io import (  # noqa: E402
+    ImageError,
+    atomic_path,
+    geometry_summary,
+    read_image,
+    read_mask,
+    same_geometry,
+)
+
+BOX_METRICS = ("dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error")
+AXIS_LABELS = {
+    "dsc": "DSC",
+    "fnr": "FNR (paper: FN/|GT∪P|)",
+    "fpr": "FPR (paper: FP/|GT∪P|)",
+    "msd": "MSD, maximum (mm)",
+    "assd": "ASSD (mm)",
+    "hd95": "HD95 (mm)",
+    "rvd": "RVD",
+    "lsf_abs_error": "|LSF error| (pp)",
+    "seconds_method": "method (s)",
+    "seconds_total": "end to end (s)",
+}
+CT_WINDOW = (-160.0, 240.0)  # abdominal window, HU
+GROUP_COLUMNS = ("cascade", "stage")
+BOOKKEEPING_COLUMNS = ("iterations", "iteration", "step", "seconds", "time", "lr")
+
+
+def palette(methods: Sequence[str]) -> dict[str, tuple]:
+    """One colour per method, the same in every figure (the order of `methods`)."""
+    colours = sns.color_palette("colorblind", n_colors=max(len(methods), 1))
+    return dict(zip(methods, colours))
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write a PNG atomically and close the figure."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def _boxplot(**kwargs) -> None:
+    """sns.boxplot without the deprecation noise seaborn 0.13.2 triggers in matplotlib 3.11."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="vert: bool was deprecated")
+        sns.boxplot(**kwargs)
+
+
+def _labels(methods: Sequence[str], labels: Mapping[str, str] | None) -> list[str]:
+    labels = labels or {}
+    return [str(labels.get(m, m)) for m in methods]
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def load_metric_frames(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list[str]]:
+    """Concatenate per-method metric CSVs; the method order is the file order."""
+    from liverbench.evaluation.tables import load_metrics
+
+    return load_metrics(paths)
+
+
+def metric_boxplots(
+    frame: pd.DataFrame,
+    methods: Sequence[str],
+    metrics: Sequence[str] = BOX_METRICS,
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
+    """One panel per metric: a box per method plus the individual test pairs as points."""
+    data = frame[frame["status"] != "missing"]
+    colours = palette(methods)
+    ncols = min(4, len(metrics))
+    nrows = int(np.ceil(len(metrics) / ncols))
+    figure, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        _boxplot(data=data, x="method", y=metric, hue="method", order=methods,
+                    hue_order=methods, palette=colours, showfliers=False, ax=ax, legend=False,
+                    boxprops={"alpha": 0.5})
+        sns.stripplot(data=data, x="method", y=metric, hue="method", order=methods,
+                      hue_order=methods, palette=colours, ax=ax, legend=False, size=4,
+                      jitter=0.15, edgecolor="black", linewidth=0.4)
+        ax.set_xticks(range(len(methods)), _labels(methods, labels), rotation=30, ha="right")
+        ax.set_xlabel("")
+        ax.set_ylabel(AXIS_LABELS.get(metric, metric))
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    figure.suptitle("Per-pair metrics by method (test pairs; missing predictions left out)")
+    figure.tight_layout()
+    return figure
+
+
+def runtime_plot(
+    frame: pd.DataFrame, methods: Sequence[str], labels: Mapping[str, str] | None = None
+) -> Figure:
+    """Seconds per case, the method's own work and end to end, on a log axis."""
+    colours = palette(methods)
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, column in zip(axes, ("seconds_method", "seconds_total")):
+        data = frame[np.isfinite(frame[column]) & (frame[column] > 0)]
+        _boxplot(data=data, x="method", y=column, hue="method", order=methods,
+                    hue_order=methods, palette=colours, showfliers=False, ax=ax, legend=False,
+                    boxprops={"alpha": 0.5}, log_scale=True)
+        sns.stripplot(data=data, x="method", y=column, hue="method", order=methods,
+                      hue_order=methods, palette=colours, ax=ax, legend=False, size=4,
+                      edgecolor="black", linewidth=0.4)
+        ax.set_xticks(range(len(methods)), _labels(methods, labels), rotation=30, ha="right")
+        ax.set_xlabel("")
+        ax.set_ylabel(f"runtime per case, {AXIS_LABELS[column]}")
+    figure.suptitle("Runtime per test case (log scale)")
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_runtime_plot(
+    frame: pd.DataFrame, methods: Sequence[str], labels: Mapping[str, str] | None = None
+) -> Figure:
+    """Mean DSC against mean method runtime, one point per method, ±1 std error bars."""
+    colours = palette(methods)
+    figure, ax = plt.subplots(figsize=(5.5, 4))
+    data = frame[frame["status"] != "missing"]
+    for method, name in zip(methods, _labels(methods, labels)):
+        rows = data[data["method"] == method]
+        seconds = frame.loc[frame["method"] == method, "seconds_method"].dropna()
+        dsc = rows["dsc"].dropna()
+        if dsc.empty or seconds.empty or (seconds <= 0).all():
+            continue
+        ax.errorbar(seconds.mean(), dsc.mean(), xerr=seconds.std(ddof=1) if len(seconds) > 1
+                    else None, yerr=dsc.std(ddof=1) if len(dsc) > 1 else None, fmt="o",
+                    color=colours[method], capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("runtime per case, method (s, log scale)")
+    ax.set_ylabel("DSC (mean ± std)")
+    ax.set_title("Accuracy against runtime")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def write_summary_figures(
+    metric_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
+    frame, methods = load_metric_frames(metric_paths)
+    out = Path(out_dir)
+    return [
+        save_figure(metric_boxplots(frame, methods, labels=labels), out / "metrics_boxplot.png"),
+        save_figure(runtime_plot(frame, methods, labels), out / "runtime.png"),
+        save_figure(accuracy_runtime_plot(frame, methods, labels), out / "accuracy_runtime.png"),
+    ]
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _oriented(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Array (z, y, x) in LPS orientation (axial slices shown radiologically) and spacing."""
+    image = sitk.DICOMOrient(image, "LPS")
+    return sitk.GetArrayFromImage(image), tuple(reversed(image.GetSpacing()))
+
+
+def _window(array: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    low, high = window if window else np.percentile(array, [1, 99])
+    return np.clip((array.astype(float) - low) / max(high - low, 1e-6), 0, 1)
+
+
+def _slices(volume: np.ndarray, z: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+    """Axial slice at z (rows y, columns x) and coronal slice at y (rows z, columns x)."""
+    return volume[z], volume[:, y, :]
+
+
+def overlay_figure(
+    ncect: sitk.Image,
+    gt: sitk.Image,
+    predictions: Mapping[str, sitk.Image | None],
+    title: str = "",
+    labels: Mapping[str, str] | None = None,
+    window: tuple[float, float] | None = CT_WINDOW,
+) -> Figure:
+    """nCECT axial and coronal slices through the GT liver centroid, with the GT contour and
+    every method's contour (None: the method has no prediction for this pair)."""
+    image, spacing = _oriented(ncect)
+    truth, _ = _oriented(gt)
+    if not truth.any():
+        raise ValueError("ground-truth mask is empty: no centroid to slice through")
+    z, y, _ = (int(round(c)) for c in ndimage.center_of_mass(truth))
+    methods = list(predictions)
+    colours = palette(methods)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 5))
+    aspects = (spacing[1] / spacing[2], spacing[0] / spacing[2])
+    views = ("axial", "coronal")
+    image_slices = _slices(_window(image, window), z, y)
+    handles = [Line2D([], [], color="white", lw=2, ls="--", label="ground truth")]
+    for ax, view, picture, aspect in zip(axes, views, image_slices, aspects):
+        ax.imshow(picture, cmap="gray", vmin=0, vmax=1, aspect=aspect,
+                  origin="upper" if view == "axial" else "lower", interpolation="nearest")
+        ax.set_title(view)
+        ax.axis("off")
+    for ax, mask_slice in zip(axes, _slices(truth, z, y)):
+        if mask_slice.any():
+            ax.contour(mask_slice, levels=[0.5], colors=["white"], linewidths=1.6,
+                       linestyles="--")
+    for method, name in zip(methods, _labels(methods, labels)):
+        prediction = predictions[method]
+        if prediction is None:
+            handles.append(Line2D([], [], color=colours[method], lw=2,
+                                  label=f"{name} (missing)", alpha=0.4))
+            continue
+        mask, _ = _oriented(prediction)
+        for ax, mask_slice in zip(axes, _slices(mask, z, y)):
+            if mask_slice.any():
+                ax.contour(mask_slice, levels=[0.5], colors=[colours[method]], linewidths=1.2)
+        handles.append(Line2D([], [], color=colours[method], lw=2, label=name))
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4),
+                  facecolor="0.3", labelcolor="white", fontsize="small")
+    figure.suptitle(title or "nCECT with liver contours")
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    return figure
+
+
+def write_overlays(
+    cases: str | os.PathLike,
+    pairs: Sequence[str],
+    predictions: Mapping[str, str | os.PathLike],
+    out_dir: str | os.PathLike,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """One PNG per pair: its nCECT with the GT and every method's prediction."""
+    from liverbench.evaluation.evaluate import split_pair
+
+    written = []
+    for pair in pairs:
+        _, fixed = split_pair(pair)
+        case = Path(cases) / fixed
+        ncect = read_image(case / "ncect.nii.gz")
+        gt = read_mask(case / "ncect_liver.nii.gz", ncect, case / "ncect.nii.gz")
+        masks: dict[str, sitk.Image | None] = {}
+        for method, folder in predictions.items():
+            path = Path(folder) / f"{pair}.nii.gz"
+            masks[method] = read_mask(path, gt, case / "ncect_liver.nii.gz", allow_empty=True) \
+                if path.exists() else None
+        figure = overlay_figure(ncect, gt, masks, title=f"pair {pair}", labels=labels)
+        written.append(save_figure(figure, Path(out_dir) / f"{pair}.png"))
+    return written
+
+
+def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
+    """Alternate square tiles of two same-shape 2-D images."""
+    rows, cols = a.shape
+    size = max(1, int(np.ceil(max(rows, cols) / tiles)))
+    pattern = ((np.arange(rows)[:, None] // size) + (np.arange(cols)[None, :] // size)) % 2
+    return np.where(pattern == 0, a, b)
+
+
+def checkerboard_figure(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    warped: sitk.Image,
+    title: str = "",
+    tiles: int = 8,
+    window: tuple[float, float] | None = CT_WINDOW,
+) -> Figure:
+    """Checkerboards of the fixed nCECT with the moving CECT before (resampled to the nCECT
+    grid, scanner geometry only) and after registration (warped), axial and coronal
+    slices through the volume centre. All three images must share the nCECT grid."""
+    for name, image in (("moving", moving), ("warped", warped)):
+        if not same_geometry(fixed, image):
+            raise ImageError(f"{name} image is not on the fixed grid: {geometry_summary(image)} "
+                             f"vs {geometry_summary(fixed)}")
+    arrays = []
+    for image in (fixed, moving, warped):
+        array, spacing = _oriented(image)
+        arrays.append(_window(array, window))
+    f, m, w = arrays
+    z, y = f.shape[0] // 2, f.shape[1] // 2
+    aspects = (spacing[1] / spacing[2], spacing[0] / spacing[2])
+    figure, axes = plt.subplots(2, 2, figsize=(9, 8))
+    for column, (other, label) in enumerate(((m, "before registration"),
+                                             (w, "after registration"))):
+        for row, (fixed_slice, other_slice) in enumerate(zip(_slices(f, z, y),
+                                                             _slices(other, z, y))):
+            ax = axes[row, column]
+            ax.imshow(checkerboard(fixed_slice, other_slice, tiles), cmap="gray", vmin=0,
+                      vmax=1, aspect=aspects[row], origin="upper" if row == 0 else "lower")
+            ax.set_title(f"{('axial', 'coronal')[row]}, {label}")
+            ax.axis("off")
+    figure.suptitle(title or "nCECT / CECT checkerboard")
+    figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_curves(
+    losses: pd.DataFrame, title: str = "", columns: Sequence[str] | None = None
+) -> Figure:
+    """One panel per numeric loss column against `epoch`; one line per `cascade`/`stage`
+    group when such a column exists. By default every numeric column but bookkeeping ones
+    (BOOKKEEPING_COLUMNS: iteration counts, timings, learning rate)."""
+    if "epoch" not in losses.columns:
+        raise ValueError("training CSV needs an 'epoch' column")
+    group = next((c for c in GROUP_COLUMNS if c in losses.columns), None)
+    if columns is None:
+        columns = [c for c in losses.columns if c not in ("epoch", group, *BOOKKEEPING_COLUMNS)
+                   and pd.api.types.is_numeric_dtype(losses[c])]
+    else:
+        absent = [c for c in columns if c not in losses.columns]
+        if absent:
+            raise ValueError(f"training CSV lacks the columns {absent}")
+    if not columns:
+        raise ValueError("training CSV has no numeric loss column besides 'epoch'")
+    data = losses.assign(**{group: losses[group].astype(str)}) if group else losses
+    ncols = min(3, len(columns))
+    nrows = int(np.ceil(len(columns) / ncols))
+    figure, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, column in zip(axes.flat, columns):
+        sns.lineplot(data=data, x="epoch", y=column, hue=group, marker="o", ax=ax,
+                     palette="colorblind" if group else None, errorbar=None)
+        ax.set_title(column)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.remove()
+    figure.suptitle(title or "Training curves")
+    figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _key_values(items: Sequence[str]) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected METHOD=FOLDER, got {item!r}")
+        result[key] = value
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m liverbench.evaluation.figures")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summary", help="box plots, runtime, accuracy vs runtime")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--labels-json", default="{}", help='{"method": "display name"}')
+    p = sub.add_parser("overlays", help="one PNG per pair with every method's contour")
+    p.add_argument("--cases", required=True)
+    p.add_argument("--pairs", nargs="+", required=True)
+    p.add_argument("--predictions", nargs="+", required=True, help="METHOD=FOLDER ...")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--labels-json", default="{}")
+    p = sub.add_parser("checkerboard", help="registration checkerboard before/after")
+    for name in ("fixed", "moving", "warped", "out"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--title", default="")
+    p = sub.add_parser("training", help="training curves from a loss CSV")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="")
+    p.add_argument("--columns", nargs="+", help="loss columns to plot (default: all numeric)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "summary":
+            written = write_summary_figures(args.metrics, args.out_dir,
+                                            json.loads(args.labels_json))
+        elif args.command == "overlays":
+            written = write_overlays(args.cases, args.pairs, _key_values(args.predictions),
+                                     args.out_dir, json.loads(args.labels_json))
+        elif args.command == "checkerboard":
+            figure = checkerboard_figure(read_image(args.fixed), read_image(args.moving),
+                                         read_image(args.warped), title=args.title)
+            written = [save_figure(figure, args.out)]
+        else:
+            figure = training_curves(pd.read_csv(args.csv), args.title, args.columns)
+            written = [save_figure(figure, args.out)]
+    except (ImageError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    print("\n".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

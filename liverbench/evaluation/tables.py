@@ -1,0 +1,521 @@
+"""Table 1 (as in the paper) and the extended table, from the per-method metric CSVs.
+
+    python -m liverbench.evaluation.tables --metrics metrics/a.csv metrics/b.csv ... \\
+        --config-json '{"reference_method": "regsegnet", "seed": 2024, ...}' --out-dir DIR
+
+writes ``table1.{csv,md,tex,html}`` and ``table_extended.{csv,md,html}`` to DIR.
+
+Which pairs enter which number (stated in every table's notes):
+- a ``missing`` prediction enters nothing; it is counted in the ``missing`` column and named
+  in a note, so a mean over fewer pairs never passes silently;
+- an ``empty`` prediction enters the overlap metrics with its defined values (DSC 0, FNR 1,
+  FPR 0, RVD −1) and is counted; surface distances and LSF do not exist for it;
+- paired tests use the pairs on which both methods have status ``ok``.
+
+The config JSON keys (all optional): ``reference_method`` (default ``regsegnet``), ``seed``,
+``bootstrap_samples`` (default 2000), ``experiment`` (shown in titles), ``method_labels``
+({id: display name}), ``paper_table1`` (the paper's rows: a list of {method, dsc, fnr, fpr,
+msd, runtime}, or {rows: [...], citation, label}; values are "0.92±0.02"-style strings,
+numbers, [mean, std] or {mean, std}) and ``paper_citation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liverbench.data.io import write_text
+from liverbench.evaluation.evaluate import COLUMNS, STATUSES, write_csv
+from liverbench.evaluation.statistics import (
+    bootstrap_ci,
+    holm,
+    paired_wilcoxon,
+    stable_seed,
+    summarize,
+)
+
+DEFAULT_REFERENCE = "regsegnet"
+DEFAULT_PAPER_LABEL = "Paper (Pham et al., MIDL 2024, H108, private)"
+TABLE1_METRICS = ("dsc", "fnr", "fpr", "msd")
+EXTENDED_METRICS = (
+    "dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error", "seconds_method",
+)
+METRIC_NAMES = {
+    "dsc": "DSC",
+    "fnr": "FNR (paper)",
+    "fpr": "FPR (paper)",
+    "msd": "MSD (max, mm)",
+    "assd": "ASSD (mm)",
+    "hd95": "HD95 (mm)",
+    "rvd": "RVD",
+    "lsf_abs_error": "LSF abs. error (pp)",
+    "seconds_method": "Runtime, method (s)",
+}
+DIGITS = {"dsc": 3, "fnr": 3, "fpr": 3, "rvd": 3}
+TABLE1_HEADER = (
+    "Method", "DSC", "FNR", "FPR", "MSD (mm)", "Runtime (s)", "End-to-end (s)",
+    "n", "missing", "empty",
+)
+CONVENTION_NOTE = (
+    "Mean ± sample std over test pairs. FNR = FN/|GT∪P| and FPR = FP/|GT∪P| (the paper's "
+    "convention); MSD is the maximum symmetric surface distance (Hausdorff) in mm, as in the "
+    "paper. Runtime (3 significant digits): the method's own seconds per case, and the whole "
+    "call end to end."
+)
+DASH = "–"
+
+
+@dataclass
+class Block:
+    """One titled table with its notes, rendered the same way into md, html and tex."""
+
+    title: str
+    frame: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def load_metrics(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list[str]]:
+    """Concatenate per-method CSVs (one method each); return the frame and the method order."""
+    frames, methods = [], []
+    for path in paths:
+        frame = pd.read_csv(path, keep_default_na=True)
+        missing = [c for c in COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: not a metrics CSV, lacks columns {', '.join(missing)}")
+        names = frame["method"].dropna().unique().tolist()
+        if len(names) != 1:
+            raise ValueError(f"{path}: expected one method per file, found {names}")
+        bad = sorted(set(frame["status"]) - set(STATUSES))
+        if bad:
+            raise ValueError(f"{path}: unknown status values {bad}")
+        if names[0] in methods:
+            raise ValueError(f"{path}: method {names[0]!r} appears in two metric files")
+        methods.append(str(names[0]))
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no metric files given")
+    frame = pd.concat(frames, ignore_index=True)
+    numeric = [c for c in COLUMNS if c not in ("method", "pair", "moving", "fixed", "status",
+                                                "device")]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    return frame, methods
+
+
+def scored(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a prediction (status ok or empty): the rows that enter means."""
+    return frame[frame["status"] != "missing"]
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def counts(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Per method: n_pairs, n_ok, n_empty, n_missing."""
+    table = (
+        frame.groupby("method")["status"].value_counts().unstack(fill_value=0)
+        .reindex(index=list(methods), columns=list(STATUSES), fill_value=0)
+    )
+    table.columns = [f"n_{status}" for status in table.columns]
+    table.insert(0, "n_pairs", table.sum(axis=1))
+    return table.astype(int)
+
+
+def table1_values(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Numeric Table 1: counts, mean and std of DSC/FNR/FPR/MSD and of both runtimes."""
+    rows = []
+    n = counts(frame, methods)
+    for method in methods:
+        rows_m = scored(frame[frame["method"] == method])
+        row: dict[str, Any] = {"method": method, **n.loc[method].to_dict()}
+        for metric in TABLE1_METRICS:
+            s = summarize(rows_m[metric])
+            row[f"{metric}_mean"], row[f"{metric}_std"] = s["mean"], s["std"]
+        for column, key in (("seconds_method", "runtime_method"),
+                            ("seconds_total", "runtime_total")):
+            s = summarize(frame.loc[frame["method"] == method, column])
+            row[f"{key}_mean"], row[f"{key}_std"] = s["mean"], s["std"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def extended_values(
+    frame: pd.DataFrame,
+    methods: Sequence[str],
+    reference: str | None,
+    seed: int,
+    n_boot: int,
+) -> pd.DataFrame:
+    """Long table, one row per (method, metric): summary, bootstrap CI, Wilcoxon vs reference
+    (on the pairs both have status ok), Holm-adjusted within each metric."""
+    n = counts(frame, methods)
+    ok = frame[frame["status"] == "ok"]
+    rows = []
+    for metric in EXTENDED_METRICS:
+        for method in methods:
+            values = scored(frame[frame["method"] == method])[metric]
+            row: dict[str, Any] = {"metric": metric, "method": method, **summarize(values)}
+            row["ci_low"], row["ci_high"] = bootstrap_ci(
+                values, stable_seed(seed, method, metric), n_boot
+            )
+            row.update(reference=reference or "", n_paired=np.nan, statistic=np.nan,
+                       p_value=np.nan)
+            if reference and method != reference:
+                both = pd.merge(
+                    ok.loc[ok["method"] == method, ["pair", metric]],
+                    ok.loc[ok["method"] == reference, ["pair", metric]],
+                    on="pair", suffixes=("", "_ref"),
+                )
+                test = paired_wilcoxon(both[metric], both[f"{metric}_ref"])
+                row.update(n_paired=test["n"], statistic=test["statistic"], p_value=test["p"])
+            row.update(n.loc[method].to_dict())
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    table["p_holm"] = np.nan
+    for _, group in table.groupby("metric", sort=False):
+        table.loc[group.index, "p_holm"] = holm(group["p_value"].to_numpy())
+    return table
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return DASH if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
+    if not np.isfinite(mean):
+        return DASH
+    return fmt(mean, digits) if not np.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt_seconds(mean: float, std: float) -> str:
+    """Runtimes span 1 ms to minutes: 3 significant digits rather than 2 decimals."""
+    if not np.isfinite(mean):
+        return DASH
+    return f"{mean:.3g}" if not np.isfinite(std) else f"{mean:.3g} ± {std:.3g}"
+
+
+def fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return DASH
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def label_of(method: str, labels: dict[str, str]) -> str:
+    return str(labels.get(method, method))
+
+
+def _number(text: Any) -> str:
+    return f"{text:g}" if isinstance(text, (int, float)) else str(text)
+
+
+def paper_cell(value: Any) -> tuple[str, float, float]:
+    """A paper value as printed, and its mean and std as numbers where they can be read."""
+    if value is None:
+        return DASH, math.nan, math.nan
+    if isinstance(value, dict):
+        mean, std = value.get("mean"), value.get("std")
+        text = _number(mean) + (f" ± {_number(std)}" if std is not None else "")
+    elif isinstance(value, (list, tuple)):
+        mean, std = value[0], value[1] if len(value) > 1 else None
+        text = _number(mean) + (f" ± {_number(std)}" if std is not None else "")
+    else:
+        text = re.sub(r"\s*(±|\+/-|\+-)\s*", " ± ", str(value).strip()) if isinstance(
+            value, str) else _number(value)
+    numbers = [float(x) for x in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", text)]
+    mean = numbers[0] if numbers else math.nan
+    std = numbers[1] if len(numbers) > 1 and "±" in text else math.nan
+    return text, mean, std
+
+
+def paper_rows(config: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
+    """(rows, block title, citation) of the paper's Table 1 from the config."""
+    spec = config.get("paper_table1")
+    citation = str(config.get("paper_citation") or "")
+    label = DEFAULT_PAPER_LABEL
+    if isinstance(spec, dict):
+        citation = str(spec.get("citation") or citation)
+        label = str(spec.get("label") or label)
+        spec = spec.get("rows")
+    return list(spec or []), label, citation
+
+
+# ----------------------------------------------------------------------------- table 1
+
+
+def _notes_for_counts(n: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame) -> list:
+    notes = []
+    for method, row in n.iterrows():
+        name = label_of(str(method), labels)
+        if row["n_missing"]:
+            notes.append(
+                f"{name}: {row['n_missing']} of {row['n_pairs']} predictions missing; its "
+                f"statistics use only the {row['n_pairs'] - row['n_missing']} pairs with a "
+                "prediction."
+            )
+        if row["n_empty"]:
+            notes.append(
+                f"{name}: {row['n_empty']} empty prediction(s), counted in DSC/FNR/FPR "
+                f"(DSC 0); surface distances use the {row['n_ok']} non-empty ones."
+            )
+    pair_sets = {m: frozenset(g["pair"]) for m, g in frame.groupby("method")}
+    if len(set(pair_sets.values())) > 1:
+        notes.append("The methods were not scored on the same set of pairs.")
+    return notes
+
+
+def table1(
+    frame: pd.DataFrame, methods: Sequence[str], config: dict[str, Any]
+) -> tuple[pd.DataFrame, list[Block]]:
+    """Table 1: the CSV frame (ours and the paper's rows, numeric and formatted) and the
+    display blocks (ours first, then the paper's, clearly labelled)."""
+    labels = config.get("method_labels") or {}
+    values = table1_values(frame, methods)
+    source = f"this benchmark ({config['experiment']})" if config.get("experiment") else (
+        "this benchmark")
+    display_rows, csv_rows = [], []
+    for _, v in values.iterrows():
+        cells = [fmt_mean_std(v[f"{m}_mean"], v[f"{m}_std"]) for m in TABLE1_METRICS]
+        cells += [fmt_seconds(v["runtime_method_mean"], v["runtime_method_std"]),
+                  fmt_seconds(v["runtime_total_mean"], v["runtime_total_std"])]
+        name = label_of(v["method"], labels)
+        display_rows.append([name, *cells, int(v["n_pairs"]), int(v["n_missing"]),
+                             int(v["n_empty"])])
+        csv_rows.append({"source": source, "label": name, **dict(zip(TABLE1_HEADER[1:7], cells)),
+                         **v.to_dict()})
+    ours = Block(
+        title=f"This benchmark ({config['experiment']})" if config.get("experiment")
+        else "This benchmark",
+        frame=pd.DataFrame(display_rows, columns=list(TABLE1_HEADER)),
+        notes=[CONVENTION_NOTE, *_notes_for_counts(counts(frame, methods), labels, frame)],
+    )
+    blocks = [ours]
+    rows, paper_label, citation = paper_rows(config)
+    if rows:
+        paper_display = []
+        for spec in rows:
+            cells = {key: paper_cell(spec.get(key)) for key in (*TABLE1_METRICS, "runtime")}
+            paper_display.append([str(spec.get("method", "?")),
+                                  *(cells[k][0] for k in TABLE1_METRICS), cells["runtime"][0],
+                                  DASH, spec.get("n", DASH), DASH, DASH])
+            record: dict[str, Any] = {"source": "paper", "method": spec.get("method"),
+                                      "label": spec.get("method")}
+            record.update(zip(TABLE1_HEADER[1:6], (cells[k][0] for k in (*TABLE1_METRICS,
+                                                                          "runtime"))))
+            for key in TABLE1_METRICS:
+                record[f"{key}_mean"], record[f"{key}_std"] = cells[key][1], cells[key][2]
+            record["runtime_method_mean"] = cells["runtime"][1]
+            csv_rows.append(record)
+        notes = ["Numbers as printed in the paper, on its private H108 data (20 test "
+                 "patients); not the same cases as the rows above, so compare rankings and "
+                 "magnitudes, not values."]
+        if citation:
+            notes.append(f"Source: {citation}")
+        blocks.append(Block(paper_label, pd.DataFrame(paper_display, columns=list(
+            TABLE1_HEADER)), notes))
+    else:
+        ours.notes.append("The paper's rows are not shown: no paper_table1 in the config.")
+    table = pd.DataFrame(csv_rows)
+    count_columns = ["n_pairs", "n_ok", "n_empty", "n_missing"]
+    table[count_columns] = table[count_columns].astype("Int64")
+    first = ["source", "method", "label", *TABLE1_HEADER[1:7], *count_columns]
+    return table[first + [c for c in table.columns if c not in first]], blocks
+
+
+# ----------------------------------------------------------------------------- extended
+
+
+def extended_blocks(
+    table: pd.DataFrame, methods: Sequence[str], config: dict[str, Any], frame: pd.DataFrame,
+    reference: str | None,
+) -> list[Block]:
+    """Counts, then one block per metric: n, mean ± std, median [IQR], CI, p, p (Holm)."""
+    labels = config.get("method_labels") or {}
+    n = counts(frame, methods)
+    count_frame = pd.DataFrame(
+        [[label_of(m, labels), *n.loc[m].tolist()] for m in methods],
+        columns=["Method", "pairs", "ok", "empty", "missing"],
+    )
+    notes = [CONVENTION_NOTE, *_notes_for_counts(n, labels, frame),
+             "95% CI: percentile bootstrap of the mean "
+             f"({int(config.get('bootstrap_samples', 2000))} resamples, seeded)."]
+    if reference:
+        notes.append(
+            f"p: two-sided paired Wilcoxon signed-rank test against {label_of(reference, labels)}"
+            " on the pairs where both predictions are non-empty (n paired); Holm-corrected "
+            "over the methods within each metric."
+        )
+    else:
+        wanted = config.get("reference_method", DEFAULT_REFERENCE)
+        notes.append(f"Paired tests skipped: the reference method {wanted!r} is not among the "
+                     f"methods scored ({', '.join(methods)}).")
+    blocks = [Block("Predictions per method", count_frame, notes)]
+    for metric in EXTENDED_METRICS:
+        digits = DIGITS.get(metric, 2)
+        rows = []
+        for _, r in table[table["metric"] == metric].iterrows():
+            is_ref = r["method"] == reference
+            rows.append([
+                label_of(r["method"], labels),
+                int(r["n"]),
+                fmt_seconds(r["mean"], r["std"]) if metric == "seconds_method"
+                else fmt_mean_std(r["mean"], r["std"], digits),
+                DASH if not np.isfinite(r["median"]) else
+                f"{r['median']:.{digits}f} [{r['q1']:.{digits}f}, {r['q3']:.{digits}f}]",
+                DASH if not np.isfinite(r["ci_low"]) else
+                f"[{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]",
+                "reference" if is_ref else (DASH if not np.isfinite(r["n_paired"])
+                                            else int(r["n_paired"])),
+                "" if is_ref else fmt_p(r["p_value"]),
+                "" if is_ref else fmt_p(r["p_holm"]),
+            ])
+        columns = ["Method", "n", "mean ± std", "median [IQR]", "95% CI of mean",
+                   "n paired", "p (Wilcoxon)", "p (Holm)"]
+        blocks.append(Block(METRIC_NAMES[metric], pd.DataFrame(rows, columns=columns)))
+    return blocks
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def to_markdown(blocks: Sequence[Block], heading: str) -> str:
+    parts = [f"# {heading}", ""]
+    for block in blocks:
+        table = block.frame.to_markdown(index=False, disable_numparse=True)
+        parts += [f"## {block.title}", "", table, ""]
+        parts += [f"- {note}" for note in block.notes]
+        if block.notes:
+            parts.append("")
+    return "\n".join(parts)
+
+
+HTML_STYLE = (
+    "body{font-family:sans-serif;margin:1.5em;}table{border-collapse:collapse;margin:.5em 0;}"
+    "th,td{border:1px solid #bbb;padding:.25em .6em;text-align:right;}"
+    "th:first-child,td:first-child{text-align:left;}th{background:#eee;}"
+    "section.paper{color:#444;background:#f7f7f2;padding:.2em 1em;border-left:4px solid #c90;}"
+)
+
+
+def to_html(blocks: Sequence[Block], heading: str) -> str:
+    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
+             f"<title>{html.escape(heading)}</title><style>{HTML_STYLE}</style></head><body>",
+             f"<h1>{html.escape(heading)}</h1>"]
+    for block in blocks:
+        kind = "paper" if block.title.lower().startswith("paper") else "ours"
+        parts += [f'<section class="{kind}">', f"<h2>{html.escape(block.title)}</h2>",
+                  block.frame.to_html(index=False, escape=True, border=0)]
+        if block.notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in block.notes)
+                         + "</ul>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "\\": r"\textbackslash{}", "±": r"$\pm$", "–": "--", "∪": r"$\cup$"}
+
+
+def latex_escape(text: Any) -> str:
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def to_latex(blocks: Sequence[Block]) -> str:
+    """A booktabs tabular fragment; each block starts with a spanning, italic title row."""
+    columns = list(blocks[0].frame.columns)
+    width = len(columns)
+    lines = [
+        "% Table 1 of regsegbench; needs \\usepackage{booktabs}",
+        f"\\begin{{tabular}}{{l{'r' * (width - 1)}}}",
+        "\\toprule",
+        " & ".join(latex_escape(c) for c in columns) + r" \\",
+    ]
+    for block in blocks:
+        if list(block.frame.columns) != columns:
+            raise ValueError("all blocks of a LaTeX table need the same columns")
+        lines += ["\\midrule",
+                  f"\\multicolumn{{{width}}}{{l}}{{\\textit{{{latex_escape(block.title)}}}}} \\\\"]
+        for row in block.frame.itertuples(index=False):
+            lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def resolve_reference(config: dict[str, Any], methods: Sequence[str]) -> str | None:
+    wanted = config.get("reference_method") or DEFAULT_REFERENCE
+    return wanted if wanted in methods else None
+
+
+def write_tables(
+    metric_paths: Sequence[str | os.PathLike], config: dict[str, Any], out_dir: str | os.PathLike
+) -> dict[str, Path]:
+    """Build and write every table file; returns {name: path}."""
+    out = Path(out_dir)
+    frame, methods = load_metrics(metric_paths)
+    reference = resolve_reference(config, methods)
+    seed = int(config.get("seed", 0))
+    n_boot = int(config.get("bootstrap_samples", config.get("bootstrap_n", 2000)))
+
+    t1_csv, t1_blocks = table1(frame, methods, config)
+    heading = "Table 1: liver segmentation on nCECT"
+    paths = {f"table1.{ext}": out / f"table1.{ext}" for ext in ("csv", "md", "tex", "html")}
+    write_csv(t1_csv, paths["table1.csv"])
+    write_text(to_markdown(t1_blocks, heading) + "\n", paths["table1.md"])
+    write_text(to_latex(t1_blocks), paths["table1.tex"])
+    write_text(to_html(t1_blocks, heading), paths["table1.html"])
+
+    ext_values = extended_values(frame, methods, reference, seed, n_boot)
+    ext_blocks = extended_blocks(ext_values, methods, {**config, "bootstrap_samples": n_boot},
+                                 frame, reference)
+    heading = "Extended table: all metrics, robust summaries and paired tests"
+    for ext in ("csv", "md", "html"):
+        paths[f"table_extended.{ext}"] = out / f"table_extended.{ext}"
+    write_csv(ext_values, paths["table_extended.csv"])
+    write_text(to_markdown(ext_blocks, heading) + "\n", paths["table_extended.md"])
+    write_text(to_html(ext_blocks, heading), paths["table_extended.html"])
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m liverbench.evaluation.tables",
+        description="Table 1 and the extended table from per-method metric CSVs.",
+    )
+    parser.add_argument("--metrics", nargs="+", required=True, help="metrics/{method}.csv, "
+                        "in table order")
+    parser.add_argument("--config-json", default="{}", help="JSON object (see module doc)")
+    parser.add_argument("--out-dir", required=True)
+    args = parser.parse_args(argv)
+    try:
+        config = json.loads(args.config_json)
+        if not isinstance(config, dict):
+            raise ValueError("--config-json must be a JSON object")
+        paths = write_tables(args.metrics, config, args.out_dir)
+    except (ValueError, json.JSONDecodeError) as error:
+        parser.exit(2, f"error: {error}\n")
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

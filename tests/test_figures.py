@@ -1,0 +1,152 @@
+"""Figures render on tiny inputs into valid, non-blank PNGs."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from liverbench.data.io import ImageError
+from liverbench.evaluation.evaluate import COLUMNS
+from liverbench.evaluation.figures import (
+    BOX_METRICS,
+    checkerboard,
+    checkerboard_figure,
+    main,
+    metric_boxplots,
+    overlay_figure,
+    save_figure,
+    training_curves,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+METHODS = ["regsegnet", "elastix_cnn", "identity"]
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000
+    pixels = mpimg.imread(path)
+    assert pixels.ndim == 3 and pixels[..., :3].std() > 0.01  # not a blank canvas
+
+
+def write_metrics(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for k, method in enumerate(METHODS):
+        rows = []
+        for i in range(4):
+            pair = f"P{i}__P{i}"
+            row = {c: rng.uniform(0.05, 0.2) for c in COLUMNS}
+            row.update(method=method, pair=pair, moving=f"P{i}", fixed=f"P{i}", status="ok",
+                       dsc=rng.uniform(0.8, 0.95), msd=rng.uniform(10, 60),
+                       seconds_method=10.0 ** (k - 1) * rng.uniform(1, 2),
+                       seconds_total=10.0 ** k, device="cpu")
+            rows.append(row)
+        rows[-1].update(status="missing", dsc=np.nan) if method == "identity" else None
+        path = tmp_path / f"{method}.csv"
+        pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def image(array, dtype, spacing=(1.5, 1.5, 4.0)):
+    result = sitk.GetImageFromArray(array.astype(dtype))
+    result.SetSpacing(spacing)
+    return result
+
+
+def phantom():
+    z, y, x = np.mgrid[:12, :32, :32]
+    liver = ((z - 6) / 4) ** 2 + ((y - 16) / 9) ** 2 + ((x - 14) / 10) ** 2 < 1
+    ct = np.where(liver, 55, -20) + np.random.default_rng(1).normal(0, 15, liver.shape)
+    return liver, ct
+
+
+def test_summary_cli_and_box_count(tmp_path):
+    paths = write_metrics(tmp_path)
+    labels = {"regsegnet": "RegSegNet"}
+    assert main(["summary", "--metrics", *map(str, paths), "--out-dir", str(tmp_path / "f"),
+                 "--labels-json", json.dumps(labels)]) == 0
+    for name in ("metrics_boxplot.png", "runtime.png", "accuracy_runtime.png"):
+        assert_png(tmp_path / "f" / name)
+    from liverbench.evaluation.tables import load_metrics
+
+    frame, methods = load_metrics(paths)
+    figure = metric_boxplots(frame, methods, labels=labels)
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(visible) == len(BOX_METRICS)
+    ticks = [t.get_text() for t in visible[0].get_xticklabels()]
+    assert ticks == ["RegSegNet", "elastix_cnn", "identity"]
+    save_figure(figure, tmp_path / "again.png")
+
+
+def test_overlays_cli(tmp_path):
+    liver, ct = phantom()
+    case = tmp_path / "cases" / "P1"
+    case.mkdir(parents=True)
+    sitk.WriteImage(image(ct, np.int16), str(case / "ncect.nii.gz"))
+    sitk.WriteImage(image(liver, np.uint8), str(case / "ncect_liver.nii.gz"))
+    for method, shift in (("regsegnet", 1), ("identity", 4)):
+        folder = tmp_path / "pred" / method
+        folder.mkdir(parents=True)
+        sitk.WriteImage(image(np.roll(liver, shift, axis=2), np.uint8),
+                        str(folder / "P1__P1.nii.gz"))
+    (tmp_path / "pred" / "elastix_cnn").mkdir()  # no prediction: shown as missing
+    argv = ["overlays", "--cases", str(tmp_path / "cases"), "--pairs", "P1__P1",
+            "--predictions", *(f"{m}={tmp_path / 'pred' / m}" for m in METHODS),
+            "--out-dir", str(tmp_path / "overlays")]
+    assert main(argv) == 0
+    assert_png(tmp_path / "overlays" / "P1__P1.png")
+
+
+def test_overlay_legend_lists_methods():
+    liver, ct = phantom()
+    gt = image(liver, np.uint8)
+    figure = overlay_figure(image(ct, np.int16), gt, {"a": gt, "b": None})
+    texts = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert texts == ["ground truth", "a", "b (missing)"]
+
+
+def test_checkerboard(tmp_path):
+    a, b = np.zeros((5, 6)), np.ones((5, 6))
+    board = checkerboard(a, b, tiles=3)
+    assert board[0, 0] == 0 and board[0, 2] == 1 and board[2, 2] == 0
+    liver, ct = phantom()
+    fixed = image(ct, np.float32)
+    moving = image(np.roll(ct, 3, axis=1), np.float32)
+    warped = image(np.roll(ct, 1, axis=1), np.float32)
+    assert main(["checkerboard", "--fixed", str(_write(fixed, tmp_path / "f.nii.gz")),
+                 "--moving", str(_write(moving, tmp_path / "m.nii.gz")),
+                 "--warped", str(_write(warped, tmp_path / "w.nii.gz")),
+                 "--out", str(tmp_path / "cb.png")]) == 0
+    assert_png(tmp_path / "cb.png")
+    other = image(ct, np.float32, spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(ImageError, match="moving image is not on the fixed grid"):
+        checkerboard_figure(fixed, other, warped)
+
+
+def _write(img, path):
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+def test_training_curves(tmp_path):
+    rows = [{"epoch": e, "cascade": c, "loss": 1 / (e + c), "dice": 0.5 + 0.1 * e,
+             "note": "x", "seconds": 3.0} for e in range(1, 4) for c in (1, 2, 3)]
+    csv = tmp_path / "losses.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    assert main(["training", "--csv", str(csv), "--out", str(tmp_path / "t.png")]) == 0
+    assert_png(tmp_path / "t.png")
+    figure = training_curves(pd.DataFrame(rows))
+    assert len(figure.axes) == 2  # loss and dice; text and bookkeeping columns are ignored
+    assert len(training_curves(pd.DataFrame(rows), columns=["loss"]).axes) == 1
+    assert len(figure.axes[0].get_lines()) >= 3  # one line per cascade
+    plain = training_curves(pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0]}))
+    assert len(plain.axes) == 1
+    with pytest.raises(ValueError, match="epoch"):
+        training_curves(pd.DataFrame({"loss": [1.0]}))
