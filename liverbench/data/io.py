@@ -20,6 +20,11 @@ import SimpleITK as sitk
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
+# SimpleITK uses every core by default; a Snakemake job (or Slurm task) sets OMP_NUM_THREADS
+# to the threads it was given, and filters must keep to that budget too.
+if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+
 
 class ImageError(ValueError):
     """An input image or mask that cannot be used; the message names the file."""
@@ -134,6 +139,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(handle)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, path)

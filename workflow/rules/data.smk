@@ -10,6 +10,7 @@ if PHANTOM:
         params:
             n=COHORT["patients"],
             seed=SEED,
+            size=COHORT["phantom_size"],
             root=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
         benchmark:
             f"{EXP}/benchmarks/phantom/{{patient}}.tsv"
@@ -23,7 +24,8 @@ if PHANTOM:
             runtime=10,
         shell:
             "python -m liverbench.data.phantom --kind h108 --out {params.root} "
-            "--patients {params.n} --seed {params.seed} --only {wildcards.patient} > {log} 2>&1"
+            "--patients {params.n} --seed {params.seed} --size {params.size} "
+            "--only {wildcards.patient} > {log} 2>&1"
 
     rule phantom_manifest:
         output:
@@ -55,6 +57,7 @@ if not COHORT.get("msd"):
         params:
             n=COHORT["msd_cases"],
             seed=SEED,
+            size=COHORT["phantom_size"],
             root=folder_of,
         benchmark:
             f"{EXP}/benchmarks/phantom/msd.tsv"
@@ -68,7 +71,7 @@ if not COHORT.get("msd"):
             runtime=20,
         shell:
             "python -m liverbench.data.phantom --kind msd --out {params.root} "
-            "--patients {params.n} --seed {params.seed} > {log} 2>&1"
+            "--patients {params.n} --seed {params.seed} --size {params.size} > {log} 2>&1"
 
 
 rule standardize_h108:
