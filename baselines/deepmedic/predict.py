@@ -1,0 +1,165 @@
+"""Dense inference: tiled over the whole volume, post-processed, mapped back to the nCECT.
+
+The volume is padded with air by the network's margin and cut into tiles whose output
+patches abut; tile offsets are multiples of the pooling alignment, so the tiles together give
+exactly what one forward over the whole padded volume gives (only memory differs). The liver
+is the largest connected component of the argmax, mapped onto the original nCECT grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from baselines.deepmedic.checkpoints import load_model
+from baselines.deepmedic.model import DeepMedic
+from baselines.deepmedic.sampling import Volume, load_volume
+from baselines.deepmedic.settings import Settings
+from liverbench.data.io import read_image, write_image
+from liverbench.data.preprocess import to_original
+from liverbench.runtime import RuntimeRecord, Stopwatch
+
+log = logging.getLogger(__name__)
+
+METHOD = "deepmedic"
+
+
+def tile_output_size(model: DeepMedic, segment: Sequence[int], shape: Sequence[int]) -> list[int]:
+    """Output size of one tile per axis, from the inference segment (DeepMedic's convention:
+    the normal pathway's input size), never larger than needed to cover the volume."""
+    geometry = model.geometry
+    sizes = []
+    for seg, extent in zip(segment, shape):
+        wanted = max(1, seg - geometry.pathway_receptive_field + 1)
+        sizes.append(min(geometry.valid_output_size(wanted), geometry.valid_output_size(extent)))
+    return sizes
+
+
+def pad_for_tiles(volume: Volume, margin: int, tile: Sequence[int]) -> np.ndarray:
+    """The image padded with air: `margin` before, and after up to a whole number of tiles."""
+    widths = [
+        (margin, math.ceil(extent / t) * t - extent + margin)
+        for extent, t in zip(volume.image.shape, tile)
+    ]
+    return np.pad(volume.image, widths, constant_values=volume.air)
+
+
+@torch.no_grad()
+def tiled_probabilities(model: DeepMedic, volume: Volume, segment: Sequence[int],
+                        device: torch.device | str = "cpu") -> np.ndarray:
+    """Liver probability for every voxel of the volume, computed tile by tile."""
+    model.eval()
+    shape = volume.image.shape
+    tile = tile_output_size(model, segment, shape)
+    margin = model.geometry.margin
+    padded = torch.from_numpy(pad_for_tiles(volume, margin, tile))
+    counts = [math.ceil(extent / t) for extent, t in zip(shape, tile)]
+    out = np.empty([n * t for n, t in zip(counts, tile)], dtype=np.float32)
+    for index in itertools.product(*(range(n) for n in counts)):
+        start = [i * t for i, t in zip(index, tile)]
+        window = padded[tuple(slice(s, s + t + 2 * margin) for s, t in zip(start, tile))]
+        logits = model(window[None, None].to(device))
+        out[tuple(slice(s, s + t) for s, t in zip(start, tile))] = (
+            torch.softmax(logits, dim=1)[0, 1].cpu().numpy()
+        )
+    return out[: shape[0], : shape[1], : shape[2]]
+
+
+@torch.no_grad()
+def full_probabilities(model: DeepMedic, volume: Volume, segment: Sequence[int],
+                       device: torch.device | str = "cpu") -> np.ndarray:
+    """The same as `tiled_probabilities`, in one forward over the whole padded volume (the
+    reference the tiling is tested against; needs memory for the whole volume)."""
+    model.eval()
+    shape = volume.image.shape
+    tile = tile_output_size(model, segment, shape)
+    padded = torch.from_numpy(pad_for_tiles(volume, model.geometry.margin, tile))
+    logits = model(padded[None, None].to(device))
+    probabilities = torch.softmax(logits, dim=1)[0, 1].cpu().numpy()
+    return probabilities[: shape[0], : shape[1], : shape[2]]
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest 6-connected component (the liver is one organ); uint8."""
+    components, count = ndimage.label(mask)
+    if count <= 1:
+        return mask.astype(np.uint8)
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return (components == sizes.argmax()).astype(np.uint8)
+
+
+def segment(model: DeepMedic, volume: Volume, segment_size: Sequence[int],
+            device: torch.device | str = "cpu") -> np.ndarray:
+    """Binary liver mask on the volume's own grid (argmax, then largest component)."""
+    probabilities = tiled_probabilities(model, volume, segment_size, device)
+    return largest_component(probabilities >= 0.5)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def predict_cases(
+    model_path: str | os.PathLike,
+    settings: Settings,
+    pairs: Sequence[str],
+    inputs: Sequence[str | os.PathLike],
+    references: Sequence[str | os.PathLike],
+    outputs: Sequence[str | os.PathLike],
+    runtimes: Sequence[str | os.PathLike],
+) -> None:
+    """Segment each preprocessed nCECT in `inputs` and write its mask in the geometry of the
+    matching original nCECT in `references`, with one runtime record per pair.
+
+    seconds_method: network and post-processing (largest component, mapping back), after a
+    warm-up forward; seconds_total: the whole per-pair call (reading to writing).
+    """
+    lengths = {len(pairs), len(inputs), len(references), len(outputs), len(runtimes)}
+    if len(lengths) != 1:
+        raise ValueError("pairs, inputs, references, outputs and runtimes differ in length")
+    device = settings.torch_device()
+    with Stopwatch() as loading:
+        model, _ = load_model(model_path, device)
+        _warm_up(model, settings.segment_infer, device)
+    for pair, source, reference, output, runtime in zip(pairs, inputs, references, outputs,
+                                                        runtimes):
+        with Stopwatch() as total:
+            volume = load_volume(source)
+            original = read_image(reference)
+            with Stopwatch() as method:
+                mask = segment(model, volume, settings.segment_infer, device)
+                image = sitk.GetImageFromArray(mask)
+                image.CopyInformation(volume.reference)
+                mapped = to_original(image, original)
+            write_image(mapped, output)
+        liver_ml = float(sitk.GetArrayViewFromImage(mapped).sum()) * np.prod(mapped.GetSpacing())
+        RuntimeRecord(
+            method=METHOD,
+            pair=pair,
+            seconds_method=method.seconds,
+            seconds_total=total.seconds,
+            device=device_name(device),
+            threads=torch.get_num_threads(),
+            extra={"model_load_and_warm_up_seconds": loading.seconds,
+                   "liver_volume_ml": liver_ml / 1000.0},
+        ).write(runtime)
+        log.info("%s: %.2f s method, %.2f s total", pair, method.seconds, total.seconds)
+
+
+def _warm_up(model: DeepMedic, segment_size: Sequence[int], device: torch.device) -> None:
+    """One forward on a blank tile so that first-call costs are not timed."""
+    geometry = model.geometry
+    size = [geometry.input_size(s) for s in tile_output_size(model, segment_size, segment_size)]
+    with torch.no_grad():
+        model(torch.zeros(1, model.architecture.in_channels, *size, device=device))
