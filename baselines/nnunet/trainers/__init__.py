@@ -1,0 +1,1 @@
+"""nnU-Net trainer classes of this project; nnU-Net finds them through `nnUNet_extTrainer`."""

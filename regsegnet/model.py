@@ -1,0 +1,170 @@
+"""The RegSegNet network: cascaded 3-D U-Nets that each predict a displacement field.
+
+Cascade k sees the CECT warped by cascades 1..k-1 next to the nCECT and predicts an increment
+u_k; the fields compose, phi_k(x) = u_k(x) + phi_{k-1}(x + u_k(x)), so the CECT and its liver
+mask are always resampled ONCE from the original, by the composed field, instead of being
+interpolated again at every cascade. Fields are dense displacements in voxels of the working
+grid, channels in array order (z, y, x), the convention of MONAI's `Warp`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks import Warp
+from monai.networks.nets import UNet
+from torch import nn
+
+FLOW_INIT_STD = 1e-5  # near-zero first fields: training starts at the identity (VoxelMorph)
+
+
+def _warp(mode: str, padding: str) -> Warp:
+    with warnings.catch_warnings():  # MONAI warns that it uses torch's grid_sample: expected
+        warnings.simplefilter("ignore")
+        return Warp(mode=mode, padding_mode=padding)
+
+
+class SpatialTransformer(nn.Module):
+    """Resample volumes at x + field(x); images and fields clamp to the border, masks pad 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear_border = _warp("bilinear", "border")
+        self.linear_zeros = _warp("bilinear", "zeros")
+        self.nearest_zeros = _warp("nearest", "zeros")
+
+    def image(self, image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        return self.linear_border(image, field)
+
+    def mask(self, mask: torch.Tensor, field: torch.Tensor, nearest: bool = False) -> torch.Tensor:
+        """Linear (a differentiable fraction, for the Dice loss) or nearest-neighbour."""
+        return (self.nearest_zeros if nearest else self.linear_zeros)(mask, field)
+
+    def compose(self, previous: torch.Tensor, increment: torch.Tensor) -> torch.Tensor:
+        """The field of `previous` applied after `increment`: u + previous(x + u)."""
+        return increment + self.linear_border(previous, increment)
+
+
+def gaussian_smoothing(field: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of each channel of a (B, C, Z, Y, X) volume, edges replicated."""
+    radius = max(1, round(2 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=field.dtype, device=field.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = field.shape[1]
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        weight = kernel.reshape(shape).repeat(channels, 1, 1, 1, 1)
+        pad = [0] * 6  # F.pad lists the last axis first
+        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
+        field = F.conv3d(F.pad(field, pad, mode="replicate"), weight, groups=channels)
+    return field
+
+
+class FieldNet(nn.Module):
+    """One cascade: a MONAI U-Net from (moving, fixed) to a 3-channel displacement field.
+
+    Two choices make it learn in the few hundred steps a CPU budget allows (measured on the
+    demo phantom, docs/regsegnet.md):
+    - the U-Net's output is a displacement in normalised coordinates (-1..1 across the grid,
+      the convention of `grid_sample`), converted to voxels; in voxel units the field grew by
+      ~lr voxels per step, i.e. 0.7 voxel after 200 steps where 3-6 are needed, and the unit
+      is independent of the grid size, so 64³ and 128³ train alike;
+    - the field is smoothed by a Gaussian of 1 voxel, which removes the checkerboard of the
+      U-Net's last, stride-2 transposed convolution (a voxel-scale artefact, not anatomy; the
+      bending energy regularises what is left at the scale of organs).
+
+    Inputs of any size work: they are zero-padded up to a multiple of the U-Net's total
+    stride and the field is cropped back.
+    """
+
+    SMOOTHING_VOXELS = 1.0
+
+    def __init__(self, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.unet = UNet(
+            spatial_dims=3,
+            in_channels=2,
+            out_channels=3,
+            channels=tuple(channels),
+            strides=(2,) * (len(channels) - 1),
+            num_res_units=0,  # residual units end in a norm + activation: no place for a field
+        )
+        self.multiple = 2 ** (len(channels) - 1)
+        for module in self.unet.model[-1].modules():  # the last (linear) layer outputs the field
+            if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)) and module.out_channels == 3:
+                nn.init.normal_(module.weight, std=FLOW_INIT_STD)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([moving, fixed], dim=1)
+        size = x.shape[2:]
+        pad = [(-s) % self.multiple for s in size]
+        if any(pad):
+            x = F.pad(x, [p for axis in reversed(pad) for p in (0, axis)])
+        field = self.unet(x)[:, :, : size[0], : size[1], : size[2]]
+        half_extent = [(s - 1) / 2 for s in size]
+        field = field * torch.tensor(half_extent, dtype=field.dtype, device=field.device).reshape(
+            1, 3, 1, 1, 1
+        )
+        return gaussian_smoothing(field, self.SMOOTHING_VOXELS)
+
+
+@dataclass
+class Registration:
+    """What a forward pass gives: the composed field, each cascade's own increment (for the
+    regulariser) and the CECT warped by the composed field."""
+
+    field: torch.Tensor
+    increments: list[torch.Tensor]
+    warped: torch.Tensor
+
+
+class RegSegNet(nn.Module):
+    def __init__(self, cascades: int = 3, channels: tuple[int, ...] = (16, 32, 32, 32, 32)):
+        super().__init__()
+        if cascades < 1:
+            raise ValueError(f"cascades must be >= 1, got {cascades}")
+        self.cascades = nn.ModuleList(FieldNet(tuple(channels)) for _ in range(cascades))
+        self.transform = SpatialTransformer()
+
+    @property
+    def num_cascades(self) -> int:
+        return len(self.cascades)
+
+    def forward(
+        self,
+        moving: torch.Tensor,
+        fixed: torch.Tensor,
+        cascades: int | None = None,
+        frozen: int = 0,
+    ) -> Registration:
+        """Run the first `cascades` cascades (all by default) on (B, 1, Z, Y, X) volumes.
+
+        The first `frozen` cascades run without gradients: cascade-wise training optimises
+        only the last cascade used, on what the frozen ones give it; later cascades never run.
+        """
+        count = self.num_cascades if cascades is None else cascades
+        if not 1 <= count <= self.num_cascades:
+            raise ValueError(f"cascades must be in 1..{self.num_cascades}, got {count}")
+        field: torch.Tensor | None = None
+        warped = moving
+        increments = []
+        for index in range(count):
+            with torch.no_grad() if index < frozen else nullcontext():
+                increment = self.cascades[index](warped, fixed)
+                field = increment if field is None else self.transform.compose(field, increment)
+                warped = self.transform.image(moving, field)
+            increments.append(increment)
+        assert field is not None
+        return Registration(field=field, increments=increments, warped=warped)
+
+    def freeze_all_but(self, index: int) -> None:
+        """Gradients for cascade `index` only (0-based); the others are frozen."""
+        for position, cascade in enumerate(self.cascades):
+            cascade.requires_grad_(position == index)

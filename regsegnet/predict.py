@@ -1,0 +1,174 @@
+"""Prediction: register each test pair, carry the CECT liver onto the nCECT, map it back.
+
+One process serves all pairs of a method (torch's import and the model load are paid once).
+Per pair the runtime record holds the network alone (the cascades and the warps, after one
+warm-up, synchronised on a GPU) as `seconds_method`, and the whole call for that pair
+(read, register, map back to the original nCECT, write) as `seconds_total`; the one-off
+process costs are in `extra`.
+
+The warped liver is kept as a linear-interpolation fraction on the working grid and
+thresholded at 0.5 only once, when `liverbench.data.preprocess.to_original` resamples it onto
+the original nCECT: thresholding twice (or nearest neighbour, then resampling) loses volume.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from liverbench.data.io import ImageError, read_image, write_image
+from liverbench.data.preprocess import to_original
+from liverbench.data.splits import parse_pair
+from liverbench.runtime import RuntimeRecord, Stopwatch
+from regsegnet.checkpoint import load_model
+from regsegnet.data import Pair, load_pair, make_batch
+from regsegnet.hardware import peak_device_memory_mb, select_device, synchronize
+from regsegnet.settings import ANNOTATION, SettingsError
+
+
+@dataclass
+class Registered:
+    liver_fraction: np.ndarray  # warped CECT liver, linear interpolation, in [0, 1]
+    warped: np.ndarray  # warped CECT
+    seconds_network: float
+
+
+class Predictor:
+    """A trained RegSegNet, ready to register pairs with its first `cascades` cascades."""
+
+    def __init__(
+        self, model_path: str | os.PathLike, device: str = "auto", cascades: int | None = None
+    ) -> None:
+        self.device = select_device(device)
+        self.model, self.settings, self.meta = load_model(model_path, self.device)
+        self.cascades = cascades if cascades is not None else self.model.num_cascades
+        if not 1 <= self.cascades <= self.model.num_cascades:
+            raise SettingsError(
+                f"{model_path}: has {self.model.num_cascades} cascades; cannot use {self.cascades}"
+            )
+        self.shape = tuple(self.meta["shape"])
+        self.warmup_seconds: float | None = None
+
+    @torch.no_grad()
+    def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        registration = self.model(batch.moving, batch.fixed, cascades=self.cascades)
+        fraction = self.model.transform.mask(batch.moving_mask, registration.field)
+        return fraction, registration.warped
+
+    def register(self, pair: Pair) -> Registered:
+        batch = make_batch([pair]).to(self.device)
+        if self.warmup_seconds is None:  # first call: allocator, kernels, caches
+            with Stopwatch() as warmup:
+                self._run(batch)
+                synchronize(self.device)
+            self.warmup_seconds = warmup.seconds
+        synchronize(self.device)
+        with Stopwatch() as network:
+            fraction, warped = self._run(batch)
+            synchronize(self.device)
+        return Registered(
+            liver_fraction=fraction[0, 0].cpu().numpy(),
+            warped=warped[0, 0].cpu().numpy(),
+            seconds_network=network.seconds,
+        )
+
+
+def moving_mask_file(
+    pair_dir: Path, moving_mask: str, moving_mask_dir: str | os.PathLike | None
+) -> Path | None:
+    """None for the pair's annotated CECT liver; else the CECT segmentation of patient A."""
+    if moving_mask == ANNOTATION:
+        return None
+    if moving_mask_dir is None:
+        raise ImageError(
+            f"regsegnet.moving_mask = {moving_mask!r} needs the CECT liver segmentations of that "
+            f"method (--moving-mask-dir DIR holding {{patient}}.nii.gz); none given. Use "
+            f"'{ANNOTATION}' for the pair's annotated CECT liver"
+        )
+    moving_patient, _ = parse_pair(pair_dir.name)
+    path = Path(moving_mask_dir) / f"{moving_patient}.nii.gz"
+    if not path.is_file():
+        raise ImageError(
+            f"{path}: CECT liver segmentation by {moving_mask!r} not found "
+            f"(regsegnet.moving_mask = {moving_mask!r})"
+        )
+    return path
+
+
+def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+    image.CopyInformation(reference)
+    return image
+
+
+def predict_pairs(
+    model_path: str | os.PathLike,
+    pair_dirs: Sequence[str | os.PathLike],
+    original_ncects: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    runtime_dir: str | os.PathLike,
+    *,
+    method_name: str = "regsegnet",
+    cascades: int | None = None,
+    device: str = "auto",
+    warped_dir: str | os.PathLike | None = None,
+    moving_mask: str = ANNOTATION,
+    moving_mask_dir: str | os.PathLike | None = None,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
+) -> list[RuntimeRecord]:
+    """Write `{out_dir}/{pair}.nii.gz` (mask on the original nCECT), `{runtime_dir}/{pair}.json`
+    and, if asked, `{warped_dir}/{pair}.nii.gz` (warped CECT on the working grid)."""
+    if len(pair_dirs) != len(original_ncects):
+        raise SettingsError(
+            f"{len(pair_dirs)} pair folders but {len(original_ncects)} original nCECT images"
+        )
+    with Stopwatch() as startup:
+        predictor = Predictor(model_path, device, cascades)
+    log(
+        f"{method_name}: {predictor.cascades} of {predictor.model.num_cascades} cascades on "
+        f"{predictor.device} ({torch.get_num_threads()} threads), model {model_path}, "
+        f"CECT liver from {moving_mask}"
+    )
+    records = []
+    for pair_dir, original_path in zip(pair_dirs, original_ncects):
+        pair_dir = Path(pair_dir)
+        with Stopwatch() as total:
+            mask_path = moving_mask_file(pair_dir, moving_mask, moving_mask_dir)
+            pair = load_pair(
+                pair_dir, predictor.shape, with_fixed_mask=False, moving_mask_path=mask_path
+            )
+            original = read_image(original_path)
+            result = predictor.register(pair)
+            prediction = to_original(_image_like(result.liver_fraction, pair.reference), original)
+            write_image(prediction, Path(out_dir) / f"{pair.name}.nii.gz")
+            if warped_dir is not None:
+                warped = _image_like(result.warped, pair.reference)
+                write_image(warped, Path(warped_dir) / f"{pair.name}.nii.gz")
+        extra = {
+            "cascades": predictor.cascades,
+            "moving_mask": moving_mask,
+            "working_shape": list(predictor.shape),
+            "warmup_seconds": predictor.warmup_seconds,
+            "process_startup_seconds": startup.seconds,  # model load, once per process
+        }
+        gpu_peak = peak_device_memory_mb(predictor.device)
+        if gpu_peak is not None:
+            extra["peak_gpu_memory_mb"] = gpu_peak
+        record = RuntimeRecord(
+            method=method_name, pair=pair.name, seconds_method=result.seconds_network,
+            seconds_total=total.seconds, device=str(predictor.device),
+            threads=torch.get_num_threads(), extra=extra,
+        )
+        record.write(Path(runtime_dir) / f"{pair.name}.json")
+        records.append(record)
+        log(
+            f"{pair.name}: network {result.seconds_network:.3f} s, whole call {total.seconds:.3f} s"
+        )
+    return records

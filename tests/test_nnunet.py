@@ -1,0 +1,196 @@
+"""nnU-Net v2 for real, on a handful of tiny cases, through the project's CLI.
+
+The route is the one the pipeline runs: raw datasets -> plans with the small extra
+configuration -> MSD pretraining with the target's moved plans -> fine-tuning with the
+pretrained weights -> prediction back in the original geometry. Each step is a separate
+process, as in the pipeline (nnU-Net fixes its worker counts at import). Schedules are a few
+iterations: the test checks the plumbing and the weight transfer, not segmentation quality.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from baselines.nnunet import datasets, environment
+from baselines.nnunet.plans import add_small_configuration, describe
+from baselines.nnunet.settings import SmallNetwork
+from liverbench.data.io import ImageError, same_geometry
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "configuration": "3d_tiny",
+    "small_network": {"features": [4, 8, 16], "patch_size": [16, 32, 32],
+                      "spacing": [6.0, 6.0, 6.0], "batch_size": 2},
+    "pretrain": {"epochs": 1, "iterations_per_epoch": 3, "val_iterations": 1},
+    "train": {"epochs": 1, "iterations_per_epoch": 3, "val_iterations": 1},
+    "pretraining": {"cect": "cect", "ncect": None},
+    "validate_after_training": True,
+    "device": "cpu",
+    "threads": 1,
+}
+
+
+def ellipsoid(shape, centre, radii) -> np.ndarray:
+    grid = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
+
+
+def write_case(folder: Path, seed: int, kinds=("cect", "ncect")) -> Path:
+    """A tiny CT per kind: body, a liver of random position and size, noise."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for kind in kinds:
+        shape, spacing = ((24, 40, 40), (5.0, 5.0, 6.0)) if kind == "cect" else \
+            ((20, 36, 36), (5.5, 5.5, 7.0))
+        z, y, x = shape
+        body = ellipsoid(shape, (z / 2, y / 2, x / 2), (z, y * 0.42, x * 0.45))
+        centre = (z / 2 + rng.uniform(-2, 2), y / 2 + rng.uniform(-3, 3), x * 0.4)
+        liver = ellipsoid(shape, centre, (z * 0.3, y * 0.22, x * rng.uniform(0.18, 0.22))) & body
+        ct = np.full(shape, -1000.0)
+        ct[body], ct[liver] = 40.0, 110.0 if kind == "cect" else 60.0
+        ct += rng.normal(0, 8, shape)
+        image = sitk.GetImageFromArray(ct.astype(np.int16))
+        image.SetSpacing(spacing)
+        image.SetOrigin((-100.0, -100.0, -70.0))
+        mask = sitk.GetImageFromArray(liver.astype(np.uint8))
+        mask.CopyInformation(image)
+        sitk.WriteImage(image, str(folder / f"{kind}.nii.gz"))
+        sitk.WriteImage(mask, str(folder / f"{kind}_liver.nii.gz"))
+    return folder
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "baselines.nnunet", *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, \
+        f"{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
+    import torch
+
+    msd = [str(write_case(tmp_path / "msd" / f"liver_{i}", 100 + i, ("cect",))) for i in range(3)]
+    cohort = [str(write_case(tmp_path / "h108" / f"P00{i}", i)) for i in range(4)]
+    settings = json.dumps(SETTINGS)
+    common = ("--settings", settings, "--threads", "1")
+    cli("prepare", *common, "--root", "nn", "--msd-cases", *msd, "--train-cases", *cohort[:2],
+        "--val-cases", cohort[2], "--targets", "cect", "--summary", "models/configuration.json",
+        cwd=tmp_path)
+    summary = json.loads((tmp_path / "models/configuration.json").read_text())
+    chosen = summary["targets"]["cect"]["configuration"]
+    assert chosen["inherits_from"] == "3d_fullres" and chosen["features_per_stage"] == [4, 8, 16]
+    assert summary["targets"]["cect"]["pretrained_from"]["plans"] == "nnUNetPlans_CohortCECT"
+    assert set(summary["targets"]) == {"cect"}
+
+    cli("pretrain", *common, "--root", "nn", "--target", "cect", "--out", "models/pre.json",
+        cwd=tmp_path)
+    cli("train", *common, "--root", "nn", "--target", "cect", "--pretrained", "models/pre.json",
+        "--out", "models/cect.json", cwd=tmp_path)
+    pretrained = json.loads((tmp_path / "models/pre.json").read_text())
+    finetuned = json.loads((tmp_path / "models/cect.json").read_text())
+    assert pretrained["dataset"] == "Dataset501_MSDLiver"
+    assert finetuned["pretrained_weights"] == pretrained["checkpoint"]
+    assert finetuned["validation_dice"] is not None
+
+    # The fine-tuned encoder started from the pretrained one: a few SGD steps move it a
+    # little, while an independent initialisation would differ by ~sqrt(2) of its norm.
+    load = lambda record: torch.load(tmp_path / record["checkpoint"], weights_only=False,  # noqa: E731
+                                     map_location="cpu")["network_weights"]
+    before, after = load(pretrained), load(finetuned)
+    key = "encoder.stages.1.0.convs.0.conv.weight"
+    change = float(torch.linalg.norm(after[key] - before[key]) / torch.linalg.norm(before[key]))
+    assert change < 0.5, change
+
+    # Interrupted and rerun with the same settings: resumes, does not start over.
+    cli("pretrain", *common, "--root", "nn", "--target", "cect", "--out", "models/pre2.json",
+        cwd=tmp_path)
+    assert json.loads((tmp_path / "models/pre2.json").read_text())["resumed"] is True
+
+    cli("predict", *common, "--model", "models/cect.json", "--image", "cect", "--cases", "h108",
+        "--pairs", "P003__P003", "--method", "nnunet_cect", "--out-dir", "pred",
+        "--runtime-dir", "rt", cwd=tmp_path)
+    mask = sitk.ReadImage(str(tmp_path / "pred/P003__P003.nii.gz"))
+    image = sitk.ReadImage(str(tmp_path / "h108/P003/cect.nii.gz"))
+    assert same_geometry(mask, image) and mask.GetPixelID() == sitk.sitkUInt8
+    assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
+    record = json.loads((tmp_path / "rt/P003__P003.json").read_text())
+    assert record["method"] == "nnunet_cect" and record["seconds_method"] > 0
+    assert record["extra"]["mirroring"] is False  # CPU default
+
+
+def test_small_configuration_follows_the_plans_axes() -> None:
+    plans = {
+        "plans_name": "nnUNetPlans",
+        "transpose_forward": [2, 0, 1],
+        "configurations": {"3d_fullres": {
+            "spacing": [1.0, 1.0, 1.0], "patch_size": [128, 128, 128], "batch_size": 2,
+            "architecture": {"network_class_name": "x.PlainConvUNet", "arch_kwargs": {
+                "n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
+                "kernel_sizes": [[3, 3, 3]] * 6, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 5,
+                "n_conv_per_stage": [2] * 6, "n_conv_per_stage_decoder": [2] * 5}},
+        }},
+    }
+    small = SmallNetwork(features=(8, 16, 32), patch_size=(32, 48, 64), spacing=(4.0, 5.0, 6.0))
+    result = add_small_configuration(plans, "3d_small", small)
+    assert plans["configurations"].keys() == {"3d_fullres"}  # input untouched
+    facts = describe(result, "3d_small")
+    assert facts["inherits_from"] == "3d_fullres"
+    assert facts["stages"] == 3 and facts["features_per_stage"] == [8, 16, 32]
+    assert facts["patch_size"] == [64, 32, 48] and facts["spacing"] == [6.0, 4.0, 5.0]
+    kwargs = result["configurations"]["3d_small"]["architecture"]["arch_kwargs"]
+    assert len(kwargs["strides"]) == len(kwargs["kernel_sizes"]) == 3
+    assert len(kwargs["n_conv_per_stage_decoder"]) == 2
+
+
+def test_settings_refuse_what_nnunet_cannot_train() -> None:
+    from baselines.nnunet.settings import Settings
+
+    with pytest.raises(ValueError, match=">= 3"):
+        Settings.from_dict({"small_network": {"features": [8, 16]}})
+    with pytest.raises(ValueError, match="divisible by 4"):
+        Settings.from_dict({"small_network": {"features": [8, 16, 32], "patch_size": [30, 32, 32]}})
+    with pytest.raises(ValueError, match="unknown key"):
+        Settings.from_dict({"train": {"epoch": 3}})
+    with pytest.raises(ValueError, match="same network"):  # 3d_fullres: plans differ per target
+        Settings.from_dict({"configuration": "3d_fullres", "pretraining": {"ncect": "cect"}})
+
+
+def test_raw_dataset_refuses_a_bad_case(tmp_path: Path) -> None:
+    case = write_case(tmp_path / "P001", 0, ("cect",))
+    (case / "cect_liver.nii.gz").unlink()
+    with pytest.raises(ImageError, match="cect_liver.nii.gz: file not found"):
+        datasets.write_raw_dataset(tmp_path / "raw", "cect",
+                                   datasets.cases_from_folders([case], "cect"), "test")
+    image = sitk.ReadImage(str(case / "cect.nii.gz"))
+    shifted = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
+    shifted.SetSpacing(image.GetSpacing())
+    shifted.SetOrigin((0.0, 0.0, 0.0))
+    sitk.WriteImage(shifted, str(case / "cect_liver.nii.gz"))
+    with pytest.raises(ImageError, match="geometry"):
+        datasets.write_raw_dataset(tmp_path / "raw", "cect",
+                                   datasets.cases_from_folders([case], "cect"), "test")
+
+
+def test_trainer_reads_the_variables_the_cli_sets() -> None:
+    """The trainer module stays import-free of the project; its variable names must agree."""
+    source = (environment.TRAINER_DIR / "nnunet_short_trainer.py").read_text()
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        and isinstance(node.targets[0], ast.Name)
+    }
+    assert {constants["EPOCHS"], constants["ITERATIONS"], constants["VAL_ITERATIONS"]} == \
+        set(environment.SCHEDULE_VARIABLES.values())
+    assert "class nnUNetTrainerShort(nnUNetTrainer)" in source

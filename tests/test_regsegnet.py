@@ -1,0 +1,367 @@
+"""RegSegNet: spatial transformer, losses, cascade-wise training, resume, errors, CLI.
+
+Real components at tiny sizes, one CPU thread. The generated pairs are two smooth organs in a
+body, the moving copy shifted by a few voxels with other contrast (as CECT vs nCECT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from liverbench.data.io import ImageError, read_image, write_array
+from regsegnet.checkpoint import CheckpointError, load_model
+from regsegnet.data import load_pair, load_pairs, make_batch
+from regsegnet.losses import RegistrationLoss, hard_dice
+from regsegnet.model import FieldNet, RegSegNet, SpatialTransformer
+from regsegnet.settings import LossWeights, Settings, SettingsError
+from regsegnet.train import Trainer, train
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACING = 6.0
+TINY = {"channels": [4, 8, 8], "mi_samples": 2048, "lr": 3e-3}
+
+torch.set_num_threads(1)
+
+
+# --- generated data ----------------------------------------------------------------------------
+
+
+def _ellipsoid(shape, centre, radii) -> np.ndarray:
+    grids = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii)) <= 1.0
+
+
+def generated_pair(shape=(32, 32, 32), shift=(2.0, 3.0, -3.0), seed=0):
+    """(moving, moving_liver, fixed, fixed_liver): the moving anatomy is the fixed one shifted
+    by `shift` voxels, with a brighter liver (contrast) and other noise."""
+    rng = np.random.default_rng(seed)
+    centre = np.array(shape) / 2
+    body = _ellipsoid(shape, centre, np.array(shape) * 0.45)
+    liver = _ellipsoid(shape, centre + [0, -2, 3], np.array(shape) * [0.22, 0.19, 0.25])
+    other = _ellipsoid(shape, centre + [2, 6, -7], np.array(shape) * [0.15, 0.12, 0.12])
+
+    def shifted(mask):
+        return ndimage.shift(mask.astype(np.float32), shift, order=1) >= 0.5
+
+    def image(liver_mask, other_mask, liver_value, other_value):
+        volume = 0.05 + 0.35 * body + (liver_value - 0.35) * liver_mask
+        volume = volume + (other_value - 0.35) * other_mask
+        volume = ndimage.gaussian_filter(volume.astype(np.float32), 0.7)
+        return np.clip(volume + rng.normal(0, 0.02, shape), 0, 1).astype(np.float32)
+
+    moving_liver, moving_other = shifted(liver), shifted(other)
+    return (
+        image(moving_liver, moving_other, 0.8, 0.45), moving_liver.astype(np.uint8),
+        image(liver, other, 0.55, 0.5), liver.astype(np.uint8),
+    )
+
+
+def grid(shape, spacing=SPACING, origin=(0.0, 0.0, 0.0)) -> sitk.Image:
+    reference = sitk.Image(list(reversed(shape)), sitk.sitkUInt8)
+    reference.SetSpacing([spacing] * 3)
+    reference.SetOrigin(origin)
+    return reference
+
+
+def write_pair(folder: Path, shape=(32, 32, 32), **kwargs) -> Path:
+    reference = grid(shape)
+    names = ("moving", "moving_liver", "fixed", "fixed_liver")
+    for name, array in zip(names, generated_pair(shape, **kwargs)):
+        write_array(array, reference, folder / f"{name}.nii.gz")
+    return folder
+
+
+def write_original_ncect(case_root: Path, patient: str, shape=(32, 32, 32)) -> Path:
+    """An 'original' nCECT on a finer, larger grid covering the pair's grid."""
+    fine = tuple(int(s * 1.5) + 4 for s in shape)
+    reference = grid(fine, spacing=SPACING / 1.5, origin=(-8.0, -8.0, -8.0))
+    path = case_root / patient / "ncect.nii.gz"
+    write_array(np.zeros(fine, dtype=np.int16), reference, path)
+    return path
+
+
+def tensor(array) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float32))[None, None]
+
+
+# --- spatial transformer -------------------------------------------------------------------------
+
+
+def test_zero_field_is_identity():
+    rng = np.random.default_rng(1)
+    image = tensor(rng.random((9, 10, 11)))
+    cube = tensor(np.pad(np.ones((3, 4, 5)), 3))
+    zero = torch.zeros(1, 3, 9, 10, 11)
+    transform = SpatialTransformer()
+    torch.testing.assert_close(transform.image(image, zero), image, atol=1e-6, rtol=0)
+    torch.testing.assert_close(transform.mask(cube, zero, nearest=True), cube, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("shift", [(2, 0, 0), (0, -3, 0), (0, 0, 1), (1, 2, -2)])
+def test_translation_moves_cube_by_exactly_that_many_voxels(shift):
+    cube = np.zeros((16, 16, 16), dtype=np.float32)
+    cube[6:10, 5:9, 7:11] = 1
+    field = torch.tensor(shift, dtype=torch.float32).reshape(1, 3, 1, 1, 1).expand(1, 3, 16, 16, 16)
+    warped = SpatialTransformer().mask(tensor(cube), field.contiguous())[0, 0].numpy()
+    # warped(x) = cube(x + u): the cube moves by -u voxels
+    expected = np.roll(cube, [-s for s in shift], axis=(0, 1, 2))
+    np.testing.assert_allclose(warped, expected, atol=1e-5)
+
+
+def test_composed_translations_add():
+    a = torch.tensor([1.0, -2.0, 0.5]).reshape(1, 3, 1, 1, 1).expand(1, 3, 12, 12, 12)
+    b = torch.tensor([0.5, 1.0, 2.0]).reshape(1, 3, 1, 1, 1).expand(1, 3, 12, 12, 12)
+    composed = SpatialTransformer().compose(a.contiguous(), b.contiguous())
+    torch.testing.assert_close(composed, (a + b).contiguous(), atol=1e-5, rtol=0)
+
+
+def test_field_net_accepts_shapes_not_divisible_by_its_stride():
+    net = FieldNet((4, 8, 8))
+    field = net(torch.rand(1, 1, 10, 13, 18), torch.rand(1, 1, 10, 13, 18))
+    assert field.shape == (1, 3, 10, 13, 18)
+    assert field.abs().max() < 1e-2  # starts near the identity
+
+
+# --- losses --------------------------------------------------------------------------------------
+
+
+def test_mutual_information_of_image_with_itself_exceeds_shuffled_copy():
+    image = tensor(generated_pair((24, 24, 24))[2])
+    order = torch.randperm(image.numel(), generator=torch.Generator().manual_seed(0))
+    shuffled = image.flatten()[order]
+    loss = RegistrationLoss(LossWeights(), mi_bins=23, mi_samples=4096)
+    mask, field = torch.zeros_like(image), torch.zeros(1, 3, 24, 24, 24)
+    generator = torch.Generator().manual_seed(0)
+    with_itself = loss(image, image, mask, mask, field, generator).mi
+    with_shuffled = loss(shuffled.reshape(image.shape), image, mask, mask, field, generator).mi
+    assert -with_itself > -with_shuffled + 0.5  # MONAI's term is −MI
+
+
+def test_bending_energy_of_affine_field_is_zero_and_of_a_bump_is_not():
+    z, y, x = torch.meshgrid(*[torch.arange(16.0)] * 3, indexing="ij")
+    affine = torch.stack([0.1 * z + 0.05 * x + 1, -0.2 * y + 0.3, 0.02 * x + 0.1 * z])[None]
+    bump = affine + 2 * torch.exp(-((z - 8) ** 2 + (y - 8) ** 2 + (x - 8) ** 2) / 8)
+    energy = RegistrationLoss(LossWeights()).bending
+    assert float(energy(affine)) < 1e-8
+    assert float(energy(bump)) > 1e-3
+
+
+def test_hard_dice():
+    a = torch.zeros(1, 1, 4, 4, 4)
+    a[..., :2, :, :] = 1
+    b = torch.zeros(1, 1, 4, 4, 4)
+    b[..., 1:3, :, :] = 1
+    assert hard_dice(a, b) == pytest.approx(0.5)
+    assert hard_dice(torch.zeros_like(a), torch.zeros_like(a)) == 1.0
+
+
+# --- cascade-wise training -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    write_pair(root / "A__A", shape=(24, 24, 24), seed=0)
+    write_pair(root / "B__B", shape=(24, 24, 24), shift=(-2.0, 2.0, 2.0), seed=1)
+    write_pair(root / "A__B", shape=(24, 24, 24), shift=(1.0, -2.0, 2.0), seed=2)
+    return root
+
+
+def _parameters(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_each_cascade_trains_alone(pairs_dir):
+    pairs = load_pairs([pairs_dir / "A__B", pairs_dir / "B__B"])
+    settings = Settings.from_dict({**TINY, "cascades": 3, "iterations": 1})
+    trainer = Trainer(settings, pairs[:1], pairs[1:])
+    batch = make_batch(pairs[:1])
+    before = [_parameters(c) for c in trainer.model.cascades]
+    trainer.train_step(0, batch)
+    after_first = [_parameters(c) for c in trainer.model.cascades]
+    assert not _same(before[0], after_first[0]), "cascade 1 did not learn"
+    assert _same(before[1], after_first[1]) and _same(before[2], after_first[2])
+    for _ in range(2):
+        trainer.train_step(1, batch)
+    after_second = [_parameters(c) for c in trainer.model.cascades]
+    assert _same(after_first[0], after_second[0]), "frozen cascade 1 changed"
+    assert not _same(after_first[1], after_second[1]), "cascade 2 did not learn"
+    assert _same(after_first[2], after_second[2])
+
+
+def test_training_raises_dice_well_above_identity(tmp_path):
+    pair_dir = write_pair(tmp_path / "P__P", shape=(32, 32, 32), shift=(2.0, 3.0, -3.0))
+    pair = load_pair(pair_dir)
+    identity = hard_dice(tensor(pair.moving_mask), tensor(pair.fixed_mask))
+    settings = Settings.from_dict(
+        {"channels": [8, 16, 16], "cascades": 1, "mi_samples": 4096, "lr": 3e-3, "iterations": 1}
+    )
+    trainer = Trainer(settings, [pair], [pair])
+    batch = make_batch([pair])
+    for _ in range(200):
+        trainer.train_step(0, batch)
+    learned = trainer.validate(1)
+    assert identity < 0.6
+    assert learned > identity + 0.25, (identity, learned)
+
+
+def test_resumed_training_equals_uninterrupted(pairs_dir, tmp_path):
+    folders = [pairs_dir / "A__B", pairs_dir / "A__A"]
+    val = [pairs_dir / "B__B"]
+    base = {**TINY, "cascades": 2, "iterations": 3, "seed": 7}
+    settings_1 = Settings.from_dict({**base, "epochs": 1})
+    settings_2 = Settings.from_dict({**base, "epochs": 2})
+    train(settings_1, folders, val, tmp_path / "resumed", progress=False, log=lambda m: None)
+    messages: list[str] = []
+    resumed = train(settings_2, folders, val, tmp_path / "resumed", progress=False,
+                    log=messages.append)
+    assert resumed.epochs_run == 1 and any("resuming after epoch 1" in m for m in messages)
+    straight = train(settings_2, folders, val, tmp_path / "straight", progress=False,
+                     log=lambda m: None)
+    assert straight.epochs_run == 2
+    a = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
+    def losses(folder):  # all but the last column, seconds
+        return [line.rsplit(",", 1)[0] for line in (folder / "losses.csv").read_text().splitlines()]
+
+    assert len(losses(tmp_path / "resumed")) == 1 + 2 * 2
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_pair_with_other_shape_than_configured_is_named(pairs_dir):
+    with pytest.raises(ImageError, match=r"A__A/fixed\.nii\.gz.*\(32, 32, 32\)"):
+        load_pair(pairs_dir / "A__A", shape=(32, 32, 32))
+
+
+def test_raw_hu_image_is_refused(tmp_path, pairs_dir):
+    folder = shutil.copytree(pairs_dir / "A__A", tmp_path / "X__X")
+    hounsfield = np.full((24, 24, 24), 300.0, np.float32)
+    write_array(hounsfield, grid((24, 24, 24)), folder / "moving.nii.gz")
+    with pytest.raises(ImageError, match=r"X__X/moving\.nii\.gz: values"):
+        load_pair(folder)
+
+
+def test_pair_whose_cect_liver_misses_the_grid_is_skipped_in_training(tmp_path, pairs_dir):
+    folder = shutil.copytree(pairs_dir / "A__B", tmp_path / "C__B")
+    empty = np.zeros((24, 24, 24), np.uint8)
+    write_array(empty, grid((24, 24, 24)), folder / "moving_liver.nii.gz")
+    messages: list[str] = []
+    pairs = load_pairs([folder, pairs_dir / "A__A"], log=messages.append)
+    assert [pair.name for pair in pairs] == ["A__A"]
+    assert "C__B/moving_liver.nii.gz: mask is empty" in messages[0]
+    with pytest.raises(ImageError, match=r"C__B/moving_liver\.nii\.gz: mask is empty"):
+        load_pair(folder)
+
+
+def test_missing_and_corrupt_checkpoints_are_named(tmp_path, pairs_dir):
+    missing = tmp_path / "nowhere" / "model.pt"
+    with pytest.raises(CheckpointError, match=f"{missing}: file not found"):
+        load_model(missing)
+    corrupt = tmp_path / "model.pt"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    with pytest.raises(CheckpointError, match=f"{corrupt}: not a readable checkpoint"):
+        load_model(corrupt)
+    out = tmp_path / "training"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=r"training/checkpoint\.pt: not a readable"):
+        train(Settings.from_dict({**TINY, "cascades": 1, "iterations": 1, "epochs": 1}),
+              [pairs_dir / "A__A"], [pairs_dir / "B__B"], out, progress=False)
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(SettingsError, match="casades"):
+        Settings.from_dict({"casades": 2})
+    with pytest.raises(SettingsError, match="cascades must be >= 1"):
+        Settings.from_dict({"cascades": 0})
+
+
+def test_cascade_count_beyond_model_is_refused():
+    model = RegSegNet(cascades=2, channels=(4, 8))
+    with pytest.raises(ValueError, match="1..2"):
+        model(torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 8, 8), cascades=3)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "regsegnet", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def test_cli_train_then_predict(tmp_path):
+    shape = (16, 24, 24)
+    pairs = {name: write_pair(tmp_path / "pairs" / name, shape=shape, seed=i)
+             for i, name in enumerate(["P1__P1", "P2__P1", "P2__P2", "P3__P3"])}
+    originals = {p: write_original_ncect(tmp_path / "data", p, shape) for p in ("P2", "P3")}
+    settings = json.dumps({**TINY, "cascades": 2, "epochs": 1, "iterations": 2, "seed": 3})
+    model_dir = tmp_path / "models" / "regsegnet"
+    trained = _cli("train", "--settings", settings, "--threads", "1", "--shape", *map(str, shape),
+                   "--train-pairs", str(pairs["P1__P1"]), str(pairs["P2__P1"]),
+                   "--val-pairs", str(pairs["P2__P2"]), "--out", str(model_dir), "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    assert (model_dir / "model.pt").is_file()
+    header = (model_dir / "losses.csv").read_text().splitlines()[0]
+    assert header == "epoch,cascade,iterations,loss,mi,dice,bending,val_dice,seconds"
+
+    predicted = _cli("predict", "--settings", settings, "--threads", "1",
+                     "--model", str(model_dir / "model.pt"),
+                     "--pair", str(pairs["P2__P2"]), str(pairs["P3__P3"]),
+                     "--case-root", str(tmp_path / "data"), "--cascades", "1",
+                     "--out-dir", str(tmp_path / "pred"), "--runtime-dir", str(tmp_path / "rt"),
+                     "--warped-dir", str(tmp_path / "warped"), "--method-name", "regsegnet_c1")
+    assert predicted.returncode == 0, predicted.stderr
+    for patient in ("P2", "P3"):
+        mask = read_image(tmp_path / "pred" / f"{patient}__{patient}.nii.gz")
+        original = read_image(originals[patient])
+        assert mask.GetSize() == original.GetSize() and mask.GetSpacing() == original.GetSpacing()
+        assert mask.GetPixelID() == sitk.sitkUInt8 and sitk.GetArrayViewFromImage(mask).any()
+        warped = read_image(tmp_path / "warped" / f"{patient}__{patient}.nii.gz")
+        assert warped.GetSize() == tuple(reversed(shape))
+        record = json.loads((tmp_path / "rt" / f"{patient}__{patient}.json").read_text())
+        assert record["method"] == "regsegnet_c1" and record["extra"]["cascades"] == 1
+        assert 0 < record["seconds_method"] <= record["seconds_total"]
+        assert record["device"] == "cpu" and record["threads"] == 1
+
+    wrong_shape = _cli("predict", "--model", str(model_dir / "model.pt"),
+                       "--pair", str(write_pair(tmp_path / "pairs" / "P4__P4")),
+                       "--original-ncect", str(originals["P2"]),
+                       "--out-dir", str(tmp_path / "x"), "--runtime-dir", str(tmp_path / "y"))
+    assert wrong_shape.returncode == 1
+    assert "P4__P4/fixed.nii.gz" in wrong_shape.stderr and "Traceback" not in wrong_shape.stderr
+
+    missing = _cli("predict", "--model", str(tmp_path / "none.pt"), "--pair", str(pairs["P3__P3"]),
+                   "--case-root", str(tmp_path / "data"), "--out-dir", str(tmp_path / "x"),
+                   "--runtime-dir", str(tmp_path / "y"))
+    assert missing.returncode == 1 and f"{tmp_path / 'none.pt'}: file not found" in missing.stderr
+
+    other_mask = _cli("predict", "--settings", json.dumps({"moving_mask": "nnunet_cect"}),
+                      "--model", str(model_dir / "model.pt"), "--pair", str(pairs["P3__P3"]),
+                      "--case-root", str(tmp_path / "data"), "--out-dir", str(tmp_path / "x"),
+                      "--runtime-dir", str(tmp_path / "y"))
+    assert other_mask.returncode == 1 and "nnunet_cect" in other_mask.stderr
