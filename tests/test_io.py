@@ -54,7 +54,7 @@ def test_mask_checks(tmp_path: Path):
     shifted = sitk.Image(mask)
     shifted.SetOrigin((0.0, 0.0, 0.0))
     sitk.WriteImage(shifted, str(mask_path))
-    with pytest.raises(ImageError, match=r"mask geometry .* differs from the image of .*ct\.nii\.gz"):
+    with pytest.raises(ImageError, match=r"mask geometry .* differs from the image of .*ct\.nii"):
         read_mask(mask_path, image, image_path)
 
     sitk.WriteImage(mask * 255, str(mask_path))
