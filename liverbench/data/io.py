@@ -165,12 +165,13 @@ def write_array(array: np.ndarray, reference: sitk.Image, path: str | os.PathLik
 
 def write_json(data: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+        text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _json_default(value: Any) -> Any:
