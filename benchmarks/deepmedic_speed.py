@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,15 +23,13 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from baselines.deepmedic.model import DeepMedic  # noqa: E402
-from baselines.deepmedic.predict import tiled_probabilities  # noqa: E402
-from baselines.deepmedic.sampling import Volume  # noqa: E402
-from baselines.deepmedic.settings import Settings  # noqa: E402
-from baselines.deepmedic.train import segment_sizes  # noqa: E402
-from liverbench.config import load  # noqa: E402
-from liverbench.runtime import cpu_name  # noqa: E402
+from baselines.deepmedic.model import DeepMedic
+from baselines.deepmedic.predict import tiled_probabilities
+from baselines.deepmedic.sampling import Volume
+from baselines.deepmedic.settings import Settings
+from baselines.deepmedic.train import segment_sizes
+from liverbench.config import load
+from liverbench.runtime import cpu_name
 
 
 def synchronize(device: torch.device) -> None:
@@ -61,7 +58,7 @@ def flops(function) -> float:
 
 def benchmark(scale: str, device: torch.device, repeats: int) -> None:
     config = load(ROOT / "config.yaml", {"scale": scale})
-    settings = Settings.from_dict(config["deepmedic"])
+    settings = Settings.from_mapping(config["deepmedic"], section="deepmedic")
     shape = tuple(config["preprocess"]["shape"])
     torch.manual_seed(0)
     model = DeepMedic(settings.architecture).to(device)

@@ -23,16 +23,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from baselines.elastix_cnn import registration  # noqa: E402
-from baselines.elastix_cnn.parameters import parameter_maps  # noqa: E402
-from baselines.elastix_cnn.pipeline import _load_elastix  # noqa: E402
-from baselines.elastix_cnn.settings import Settings  # noqa: E402
-from liverbench.config import load  # noqa: E402
-from liverbench.data.io import read_image, read_mask  # noqa: E402
-from liverbench.data.preprocess import resample_mask  # noqa: E402
-from liverbench.runtime import Stopwatch, cpu_name  # noqa: E402
+from baselines.elastix_cnn import registration
+from baselines.elastix_cnn.parameters import parameter_maps
+from baselines.elastix_cnn.predict import _load_elastix
+from baselines.elastix_cnn.settings import Settings
+from liverbench.config import load
+from liverbench.data.io import read_image, read_mask
+from liverbench.data.preprocess import resample_mask
+from liverbench.runtime import Stopwatch, cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +76,8 @@ def main() -> int:
     print(f"machine: {cpu_name()}, {args.threads} threads; elastix start-up "
           f"{startup.seconds:.1f} s (once per process)")
     for scale in args.scales:
-        settings = Settings.from_dict(load(ROOT / "config.yaml", {"scale": scale})["elastix_cnn"])
+        section = load(ROOT / "config.yaml", {"scale": scale})["elastix_cnn"]
+        settings = Settings.from_mapping(section, section="elastix_cnn")
         print(f"\nscale {scale}: rigid {settings.rigid.resolutions} resolutions x "
               f"{settings.rigid.iterations} iterations, B-spline {settings.bspline.resolutions} x "
               f"{settings.bspline.iterations}, {settings.rigid.samples}/{settings.bspline.samples} "

@@ -19,16 +19,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see regsegnet/__init__.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see regsegnet/__main__.py
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from liverbench.config import load  # noqa: E402
 from liverbench.runtime import cpu_name  # noqa: E402
@@ -106,8 +102,8 @@ def main() -> None:
     print(f"{'scale':8} {'shape':>15} {'cascades':>8} {'channels':>22} {'s/pair':>8} "
           f"{'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9}")
     for scale, shape in jobs:
-        section = scales.get(scale, scales["demo"]).get("regsegnet", {})
-        settings = Settings.from_dict({k: v for k, v in section.items() if k != "shape"})
+        section = scales.get(scale, scales["demo"])["regsegnet"]
+        settings = Settings.from_mapping(section, section="regsegnet")
         cascades = args.cascades or settings.cascades
         result = benchmark(settings, shape, device, args.repeats, cascades)
         print(f"{scale:8} {'x'.join(map(str, shape)):>15} {cascades:>8} "

@@ -7,17 +7,16 @@ key's dotted path and the problem, before any job starts.
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from liverbench.errors import ConfigError
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration that does not fit the schema; the message names the key."""
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -32,7 +31,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(path.read_text())
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def validate(config: dict, schema: dict | None = None, source: str = "config") -> None:
@@ -48,21 +47,46 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
 
 
 def resolve(config: dict, schema: dict | None = None) -> dict:
-    """Validate the raw config and every scale's merge; return the merge for `config['scale']`."""
+    """Validate the raw config and every scale's merge; return the merge for `config['scale']`.
+
+    Every method section is built by its Settings class (the one place its defaults live) and
+    written back in full, so the workflow reads values and never holds a fallback; a `seed`
+    left null takes the top-level seed. `methods` must name registered methods.
+    """
     schema = schema if schema is not None else load_schema()
     validate(config, schema)
     resolved = {}
     for scale, block in config["scales"].items():
         merged = deep_merge(config, block or {})
         merged["scale"] = scale
-        validate(merged, schema, source=f"config (scale '{scale}')")
-        resolved[scale] = merged
+        source = f"config (scale '{scale}')"
+        validate(merged, schema, source=source)
+        resolved[scale] = fill_sections(merged, source)
     if config["scale"] not in resolved:
         raise ConfigError(f"config: key 'scale': no block '{config['scale']}' under 'scales'")
     return resolved[config["scale"]]
 
 
+def fill_sections(config: dict, source: str = "config") -> dict:
+    """Each settings section rebuilt in full from its Settings class; methods checked."""
+    from liverbench import methods
+    from liverbench.settings import SettingsError, load_class
+
+    filled = dict(config)
+    for section, dotted in methods.SETTINGS_SECTIONS.items():
+        raw = dict(config.get(section) or {})
+        settings_class = load_class(dotted)
+        if "seed" in {f.name for f in fields(settings_class)} and raw.get("seed") is None:
+            raw["seed"] = config["seed"]
+        try:
+            filled[section] = settings_class.from_mapping(raw, section).to_dict()
+        except SettingsError as error:
+            raise ConfigError(f"{source}: key {error}") from None
+    filled["evaluation"]["method_labels"] = methods.labels(filled)
+    return filled
+
+
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
     """Read a YAML config, apply top-level overrides, resolve and validate it."""
-    raw = yaml.safe_load(Path(path).read_text())
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return resolve(deep_merge(raw, overrides or {}))

@@ -3,18 +3,24 @@ the contrast-enhanced CT of the same patient onto it with cascaded 3-D U-Nets.
 
 `python -m regsegnet train|predict ...` is the command line; the modules are
 `settings` (config section), `model` (network and spatial transformer), `losses`,
-`data` (pair folders), `checkpoint`, `train` (cascade-wise training), `predict`.
+`data` (pair files), `checkpoint`, `train` (cascade-wise training), `predict`.
+
+Importing the package imports no torch (the workflow reads `regsegnet.settings` while it
+builds the DAG); `RegSegNet` is loaded on first use.
 """
 
-import os
+from __future__ import annotations
 
-# OpenMP threads that find no work spin by default. On a shared machine with more runnable
-# threads than cores (2 cores, several jobs), spinning made a 2-thread training step ~50x
-# slower (8.6 s instead of 0.12-0.5 s at load 10); on an idle machine both policies take
-# 0.235 s per 64³ step. Read once when torch loads libgomp, hence here, before torch's import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from typing import Any
 
-from regsegnet.model import RegSegNet  # noqa: E402
-from regsegnet.settings import Settings  # noqa: E402
+from regsegnet.settings import Settings
 
 __all__ = ["RegSegNet", "Settings"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RegSegNet":
+        from regsegnet.model import RegSegNet
+
+        return RegSegNet
+    raise AttributeError(f"module 'regsegnet' has no attribute {name!r}")

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from liverbench.data.io import atomic_path
+from liverbench.errors import InputError
+from liverbench.settings import SettingsError
 from regsegnet.model import RegSegNet
 from regsegnet.settings import Settings
 
@@ -24,7 +26,7 @@ MODEL_FORMAT = "regsegnet-model"
 VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint or model file that is missing or cannot be used; the message names it."""
 
 
@@ -71,7 +73,12 @@ def load_model(
 ) -> tuple[RegSegNet, Settings, dict[str, Any]]:
     """Rebuild the trained network from `model.pt`, in eval mode on `device`."""
     payload = load(path, MODEL_FORMAT)
-    settings = Settings.from_dict(payload["settings"])
+    stored = dict(payload["settings"])
+    stored.pop("shape", None)  # a setting until the shape came from the data; see "shape"
+    try:
+        settings = Settings.from_mapping(stored, section="settings")
+    except SettingsError as error:
+        raise CheckpointError(f"{path}: {error}") from error
     model = RegSegNet(settings.cascades, settings.channels)
     try:
         model.load_state_dict(payload["state_dict"])

@@ -1,9 +1,11 @@
 """Registration pairs on disk -> checked arrays -> tensors.
 
-A pair folder (docs/contracts.md) holds `moving moving_liver fixed fixed_liver` `.nii.gz`, all
-on the working grid of the fixed nCECT. Everything that would make training or prediction
-silently wrong (a missing file, grids that differ, a shape the model was not built for, a raw
-HU image where a normalised one belongs) stops here with the file named.
+A pair (docs/contracts.md) is four images on the working grid of the fixed nCECT: `moving
+moving_liver fixed fixed_liver` (`liverbench.layout.PAIR_FILES`). Training reads whole pair
+folders; prediction gets the files one by one and never the nCECT liver (ground truth).
+Everything that would make training or prediction silently wrong (a missing file, grids that
+differ, a shape the model was not built for, a raw HU image where a normalised one belongs)
+stops here with the file named.
 """
 
 from __future__ import annotations
@@ -19,9 +21,23 @@ import torch
 
 from liverbench.data.io import ImageError, geometry_summary, read_image, read_mask, same_geometry
 from liverbench.data.preprocess import resample_mask
+from liverbench.layout import PAIR_FILES, image_file
 
-PAIR_FILES = ("moving", "moving_liver", "fixed", "fixed_liver")
 NORMALISED_RANGE = (-0.01, 1.01)  # preprocessed images lie in [0, 1]
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """The files of one pair; `fixed_liver` None at prediction (it is ground truth)."""
+
+    moving: Path
+    moving_liver: Path
+    fixed: Path
+    fixed_liver: Path | None = None
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike) -> PairFiles:
+        return cls(**{name: Path(image_file(str(folder), name)) for name in PAIR_FILES})
 
 
 @dataclass
@@ -34,14 +50,11 @@ class Pair:
     fixed: np.ndarray
     fixed_mask: np.ndarray | None
     reference: sitk.Image
+    files: PairFiles
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.fixed.shape)  # type: ignore[return-value]
-
-
-def pair_file(folder: Path, name: str) -> Path:
-    return folder / f"{name}.nii.gz"
 
 
 def _read_normalised(path: Path) -> sitk.Image:
@@ -55,57 +68,62 @@ def _read_normalised(path: Path) -> sitk.Image:
     return image
 
 
-def load_pair(
-    folder: str | os.PathLike,
+def read_pair(
+    name: str,
+    files: PairFiles,
     shape: Sequence[int] | None = None,
     *,
-    with_fixed_mask: bool = True,
     moving_mask_path: str | os.PathLike | None = None,
 ) -> Pair:
-    """Read and check one pair folder.
+    """Read and check one pair.
 
-    `shape` is the working shape (z, y, x) the model expects. At inference the nCECT liver
-    mask is ground truth and is not read (`with_fixed_mask=False`). `moving_mask_path`
-    replaces the annotated CECT liver (`moving_liver`) by a CECT segmentation in any geometry,
-    carried onto the pair's grid through world coordinates as the pair's CECT was.
+    `shape` is the working shape (z, y, x) the model expects. The nCECT liver is read only
+    when `files.fixed_liver` is given. `moving_mask_path` replaces the annotated CECT liver
+    (`moving_liver`) by a CECT segmentation in any geometry, carried onto the pair's grid
+    through world coordinates as the pair's CECT was.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: pair folder not found")
-    fixed = _read_normalised(pair_file(folder, "fixed"))
+    fixed = _read_normalised(files.fixed)
     if shape is not None and tuple(reversed(fixed.GetSize())) != tuple(shape):
         raise ImageError(
-            f"{pair_file(folder, 'fixed')}: shape (z, y, x) {tuple(reversed(fixed.GetSize()))} "
-            f"differs from the configured working shape {tuple(shape)}"
+            f"{files.fixed}: shape (z, y, x) {tuple(reversed(fixed.GetSize()))} "
+            f"differs from the working shape {tuple(shape)}"
         )
-    moving = _read_normalised(pair_file(folder, "moving"))
+    moving = _read_normalised(files.moving)
     if not same_geometry(moving, fixed):
         raise ImageError(
-            f"{pair_file(folder, 'moving')}: geometry ({geometry_summary(moving)}) differs from "
-            f"{pair_file(folder, 'fixed')} ({geometry_summary(fixed)}); a pair lies on one grid"
+            f"{files.moving}: geometry ({geometry_summary(moving)}) differs from "
+            f"{files.fixed} ({geometry_summary(fixed)}); a pair lies on one grid"
         )
     if moving_mask_path is None:
-        path = pair_file(folder, "moving_liver")
-        moving_mask = read_mask(path, fixed, pair_file(folder, "fixed"), allow_empty=True)
+        moving_mask = read_mask(files.moving_liver, fixed, files.fixed, allow_empty=True)
         if not sitk.GetArrayViewFromImage(moving_mask).any():
-            raise EmptyMovingLiver(f"{path}: mask is empty (the CECT liver misses this grid)")
+            raise EmptyMovingLiver(
+                f"{files.moving_liver}: mask is empty (the CECT liver misses this grid)"
+            )
     else:
         moving_mask = resample_mask(read_mask(moving_mask_path), fixed)
         if not sitk.GetArrayViewFromImage(moving_mask).any():
             raise ImageError(f"{moving_mask_path}: the CECT liver mask misses the pair's grid")
     fixed_mask = None
-    if with_fixed_mask:
-        fixed_mask = sitk.GetArrayFromImage(
-            read_mask(pair_file(folder, "fixed_liver"), fixed, pair_file(folder, "fixed"))
-        )
+    if files.fixed_liver is not None:
+        fixed_mask = sitk.GetArrayFromImage(read_mask(files.fixed_liver, fixed, files.fixed))
     return Pair(
-        name=folder.name,
+        name=name,
         moving=sitk.GetArrayFromImage(moving).astype(np.float32, copy=False),
         moving_mask=sitk.GetArrayFromImage(moving_mask),
         fixed=sitk.GetArrayFromImage(fixed).astype(np.float32, copy=False),
         fixed_mask=fixed_mask,
         reference=fixed,
+        files=files,
     )
+
+
+def load_pair(folder: str | os.PathLike, shape: Sequence[int] | None = None) -> Pair:
+    """Read and check one pair folder (all four files), named after the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: pair folder not found")
+    return read_pair(folder.name, PairFiles.in_folder(folder), shape)
 
 
 @dataclass
@@ -182,7 +200,7 @@ def load_pairs(
     for pair in pairs[1:]:
         if pair.shape != first.shape:
             raise ImageError(
-                f"{pair.name}/fixed.nii.gz: shape {pair.shape} differs from "
-                f"{first.name}/fixed.nii.gz {first.shape}; pairs share one shape"
+                f"{pair.files.fixed}: shape {pair.shape} differs from "
+                f"{first.files.fixed} {first.shape}; pairs share one shape"
             )
     return pairs

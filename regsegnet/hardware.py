@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from regsegnet.settings import SettingsError
+from liverbench.settings import SettingsError
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -25,12 +25,13 @@ import torch
 
 from liverbench.data.io import ImageError, read_image, write_image
 from liverbench.data.preprocess import to_original
-from liverbench.data.splits import parse_pair
+from liverbench.errors import InputError
 from liverbench.runtime import RuntimeRecord, Stopwatch
+from liverbench.settings import SettingsError
 from regsegnet.checkpoint import load_model
-from regsegnet.data import Pair, load_pair, make_batch
+from regsegnet.data import Pair, PairFiles, make_batch, read_pair
 from regsegnet.hardware import peak_device_memory_mb, select_device, synchronize
-from regsegnet.settings import ANNOTATION, SettingsError
+from regsegnet.settings import ANNOTATION
 
 
 @dataclass
@@ -80,26 +81,43 @@ class Predictor:
         )
 
 
-def moving_mask_file(
-    pair_dir: Path, moving_mask: str, moving_mask_dir: str | os.PathLike | None
-) -> Path | None:
-    """None for the pair's annotated CECT liver; else the CECT segmentation of patient A."""
-    if moving_mask == ANNOTATION:
-        return None
-    if moving_mask_dir is None:
-        raise ImageError(
+@dataclass(frozen=True)
+class PairJob:
+    """One test pair as the command line lists it: inputs, and where its outputs go."""
+
+    pair: str
+    files: PairFiles  # moving, moving_liver, fixed on the working grid (no nCECT liver)
+    original_ncect: Path  # the mask is written in this geometry
+    prediction: Path
+    runtime: Path
+    warped: Path | None = None  # the warped CECT on the working grid, if wanted
+    moving_mask: Path | None = None  # a CECT segmentation replacing the annotated CECT liver
+
+
+def check_moving_masks(jobs: Sequence[PairJob], moving_mask: str) -> None:
+    """The CECT liver source of the settings and the files given must agree."""
+    given = [job.moving_mask is not None for job in jobs]
+    if moving_mask == ANNOTATION and any(given):
+        raise InputError(
+            f"--moving-masks given, but regsegnet.moving_mask is {ANNOTATION!r} (the pair's "
+            f"annotated CECT liver); set it to the method that made them"
+        )
+    if moving_mask != ANNOTATION and not all(given):
+        raise InputError(
             f"regsegnet.moving_mask = {moving_mask!r} needs the CECT liver segmentations of that "
-            f"method (--moving-mask-dir DIR holding {{patient}}.nii.gz); none given. Use "
+            f"method (--moving-masks FILE ..., one per pair); none given. Use "
             f"'{ANNOTATION}' for the pair's annotated CECT liver"
         )
-    moving_patient, _ = parse_pair(pair_dir.name)
-    path = Path(moving_mask_dir) / f"{moving_patient}.nii.gz"
-    if not path.is_file():
+
+
+def moving_mask_file(job: PairJob, moving_mask: str) -> Path | None:
+    """None for the pair's annotated CECT liver; else the CECT segmentation of its patient."""
+    if job.moving_mask is not None and not job.moving_mask.is_file():
         raise ImageError(
-            f"{path}: CECT liver segmentation by {moving_mask!r} not found "
+            f"{job.moving_mask}: CECT liver segmentation by {moving_mask!r} not found "
             f"(regsegnet.moving_mask = {moving_mask!r})"
         )
-    return path
+    return job.moving_mask
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -110,25 +128,17 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 def predict_pairs(
     model_path: str | os.PathLike,
-    pair_dirs: Sequence[str | os.PathLike],
-    original_ncects: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    runtime_dir: str | os.PathLike,
+    jobs: Sequence[PairJob],
     *,
     method_name: str = "regsegnet",
     cascades: int | None = None,
     device: str = "auto",
-    warped_dir: str | os.PathLike | None = None,
     moving_mask: str = ANNOTATION,
-    moving_mask_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> list[RuntimeRecord]:
-    """Write `{out_dir}/{pair}.nii.gz` (mask on the original nCECT), `{runtime_dir}/{pair}.json`
-    and, if asked, `{warped_dir}/{pair}.nii.gz` (warped CECT on the working grid)."""
-    if len(pair_dirs) != len(original_ncects):
-        raise SettingsError(
-            f"{len(pair_dirs)} pair folders but {len(original_ncects)} original nCECT images"
-        )
+    """Write each job's mask (on its original nCECT), runtime record and, if asked, warped
+    CECT (on the working grid)."""
+    check_moving_masks(jobs, moving_mask)
     with Stopwatch() as startup:
         predictor = Predictor(model_path, device, cascades)
     log(
@@ -137,20 +147,16 @@ def predict_pairs(
         f"CECT liver from {moving_mask}"
     )
     records = []
-    for pair_dir, original_path in zip(pair_dirs, original_ncects):
-        pair_dir = Path(pair_dir)
+    for job in jobs:
         with Stopwatch() as total:
-            mask_path = moving_mask_file(pair_dir, moving_mask, moving_mask_dir)
-            pair = load_pair(
-                pair_dir, predictor.shape, with_fixed_mask=False, moving_mask_path=mask_path
-            )
-            original = read_image(original_path)
+            mask_path = moving_mask_file(job, moving_mask)
+            pair = read_pair(job.pair, job.files, predictor.shape, moving_mask_path=mask_path)
+            original = read_image(job.original_ncect)
             result = predictor.register(pair)
             prediction = to_original(_image_like(result.liver_fraction, pair.reference), original)
-            write_image(prediction, Path(out_dir) / f"{pair.name}.nii.gz")
-            if warped_dir is not None:
-                warped = _image_like(result.warped, pair.reference)
-                write_image(warped, Path(warped_dir) / f"{pair.name}.nii.gz")
+            write_image(prediction, job.prediction)
+            if job.warped is not None:
+                write_image(_image_like(result.warped, pair.reference), job.warped)
         extra = {
             "cascades": predictor.cascades,
             "moving_mask": moving_mask,
@@ -162,13 +168,13 @@ def predict_pairs(
         if gpu_peak is not None:
             extra["peak_gpu_memory_mb"] = gpu_peak
         record = RuntimeRecord(
-            method=method_name, pair=pair.name, seconds_method=result.seconds_network,
+            method=method_name, pair=job.pair, seconds_method=result.seconds_network,
             seconds_total=total.seconds, device=str(predictor.device),
             threads=torch.get_num_threads(), extra=extra,
         )
-        record.write(Path(runtime_dir) / f"{pair.name}.json")
+        record.write(job.runtime)
         records.append(record)
         log(
-            f"{pair.name}: network {result.seconds_network:.3f} s, whole call {total.seconds:.3f} s"
+            f"{job.pair}: network {result.seconds_network:.3f} s, whole call {total.seconds:.3f} s"
         )
     return records

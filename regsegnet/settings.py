@@ -2,36 +2,50 @@
 
 The pipeline hands the section over as JSON (`--settings`); everything the model, the loss and
 the schedule depend on comes from here, so a checkpoint stores its settings and a prediction
-rebuilds exactly the network it was trained as.
+rebuilds exactly the network it was trained as. The working shape is not a setting: it comes
+from the pairs (and `model.pt` records the shape it was trained on).
+
+The section also names what the workflow builds: one trained model per loss setting
+(`regsegnet`, and `regsegnet_w{name}` per `loss_grid` entry) and the method variants that
+predict with the first k cascades of a model (`models`, `variants`). Importing this module
+never imports torch.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from liverbench.settings import SettingsBase, SettingsError
+
+__all__ = ["ANNOTATION", "BASE_MODEL", "LossWeights", "Settings", "SettingsError"]
+
 ANNOTATION = "annotation"
-
-
-class SettingsError(ValueError):
-    """A `regsegnet` setting that is missing, unknown or out of range."""
+BASE_MODEL = "regsegnet"
+GRID_KEYS = ("mi", "dice", "bending")  # the weights a loss_grid entry may set
+PREDICTION_KEYS = ("device", "moving_mask")  # all a prediction reads from the section
+NOT_TRAINING = ("loss_grid", "moving_mask")  # read by the workflow or at prediction only
 
 
 @dataclass(frozen=True)
-class LossWeights:
+class LossWeights(SettingsBase):
     """λ of each loss term: −MI(warped CECT, nCECT), 1 − Dice(masks), bending energy."""
 
     mi: float = 1.0
     dice: float = 1.0
     bending: float = 0.01
 
+    def validate(self) -> None:
+        for name, value in asdict(self).items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            self.check(number and value >= 0, name, "must be a number >= 0")
+
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     cascades: int = 3
     channels: tuple[int, ...] = (16, 32, 32, 32, 32)
-    shape: tuple[int, int, int] | None = None  # working grid (z, y, x); None: from the data
     loss: LossWeights = field(default_factory=LossWeights)
     mi_bins: int = 23
     mi_samples: int = 16384  # voxels drawn per MI evaluation; 0 = every voxel
@@ -40,80 +54,44 @@ class Settings:
     iterations: int = 60  # per cascade per epoch
     batch_size: int = 1
     augment: bool = False  # random flips of the whole pair
-    seed: int = 0
+    seed: int = 0  # config resolution puts the top-level seed here when the config says null
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     moving_mask: str = ANNOTATION  # annotation | <method that segments the CECT>
     gpu: int = 0  # GPUs the training rule asks the cluster for (a resource, not a switch)
-    loss_grid: tuple[dict, ...] = ()  # loss-weight experiment: [{name, mi, dice, bending}]
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> Settings:
-        """Typed settings from a config section; unknown keys are an error, absent = default."""
-        raw = dict(raw or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SettingsError(f"unknown regsegnet setting(s) {unknown}; known: {sorted(known)}")
-        if "loss" in raw:
-            loss = raw["loss"] or {}
-            bad = sorted(set(loss) - {"mi", "dice", "bending"})
-            if bad:
-                raise SettingsError(
-                    f"unknown regsegnet.loss weight(s) {bad}; use mi, dice, bending"
-                )
-            raw["loss"] = LossWeights(**{k: float(v) for k, v in loss.items()})
-        if "channels" in raw:
-            raw["channels"] = tuple(int(c) for c in raw["channels"])
-        if raw.get("shape") is not None:
-            raw["shape"] = tuple(int(s) for s in raw["shape"])
-        if raw.get("seed", 0) is None:  # the pipeline fills in the top-level seed
-            raw["seed"] = 0
-        if "loss_grid" in raw:
-            raw["loss_grid"] = tuple(dict(entry) for entry in raw["loss_grid"] or ())
-        settings = cls(**raw)
-        settings.validate()
-        return settings
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        try:
-            raw = json.loads(text) if text.strip() else {}
-        except json.JSONDecodeError as error:
-            raise SettingsError(f"--settings is not valid JSON: {error}") from error
-        if not isinstance(raw, dict):
-            raise SettingsError("--settings must be a JSON object (the regsegnet config section)")
-        return cls.from_dict(raw)
+    loss_grid: tuple[dict, ...] = ()  # loss-weight experiment: [{name, mi?, dice?, bending?}]
 
     def validate(self) -> None:
-        checks = [
-            (self.cascades >= 1, "cascades must be >= 1"),
-            (len(self.channels) >= 2, "channels needs at least two levels"),
-            (all(c > 0 for c in self.channels), "channels must be positive"),
-            (self.shape is None or (len(self.shape) == 3 and min(self.shape) >= 4),
-             "shape must be three sizes >= 4 (z, y, x)"),
-            (self.mi_bins >= 4, "mi_bins must be >= 4"),
-            (self.mi_samples >= 0, "mi_samples must be >= 0 (0 = all voxels)"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.iterations >= 1, "iterations must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (min(asdict(self.loss).values()) >= 0, "loss weights must be >= 0"),
-            (self.gpu >= 0, "gpu must be >= 0"),
-            (bool(self.moving_mask), "moving_mask must be 'annotation' or a method name"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SettingsError(f"regsegnet: {message}")
+        self.check(self.cascades >= 1, "cascades", "must be >= 1")
+        self.check(len(self.channels) >= 2, "channels", "needs at least two levels")
+        self.check(all(c > 0 for c in self.channels), "channels", "must be positive")
+        self.check(self.mi_bins >= 4, "mi_bins", "must be >= 4")
+        self.check(self.mi_samples >= 0, "mi_samples", "must be >= 0 (0 = all voxels)")
+        self.check(self.lr > 0, "lr", "must be > 0")
+        self.check(self.epochs >= 1, "epochs", "must be >= 1")
+        self.check(self.iterations >= 1, "iterations", "must be >= 1")
+        self.check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        self.check(isinstance(self.seed, int), "seed", "must be an integer")
+        self.check(self.gpu >= 0, "gpu", "must be >= 0")
+        self.check(bool(self.moving_mask), "moving_mask", "must be 'annotation' or a method name")
+        names = []
+        for entry in self.loss_grid:
+            self.check(isinstance(entry, dict) and isinstance(entry.get("name"), str),
+                       "loss_grid", f"entry {entry!r} needs a name")
+            name = entry["name"]
+            unknown = sorted(set(entry) - {"name", *GRID_KEYS})
+            self.check(not unknown, "loss_grid", f"entry {name!r}: unknown key(s) {unknown}; "
+                       f"use name, {', '.join(GRID_KEYS)}")
+            # a name ending in _c<k> would make regsegnet_w{name} read as a cascade variant
+            self.check(not re.search(r"_c[0-9]+$", name), "loss_grid",
+                       f"name {name!r} must not end in _c<k>")
+            weights = {k: v for k, v in entry.items() if k != "name"}
+            LossWeights.from_mapping({**self.loss.to_dict(), **weights}, f"loss_grid.{name}")
+            names.append(name)
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        self.check(not duplicates, "loss_grid", f"names {duplicates} appear more than once")
 
     def with_loss(self, **weights: float) -> Settings:
-        return replace(self, loss=replace(self.loss, **weights))
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        data["shape"] = list(self.shape) if self.shape is not None else None
-        data["loss_grid"] = [dict(entry) for entry in self.loss_grid]
-        return data
+        return self.replace(loss={**self.loss.to_dict(), **weights})
 
     def training_identity(self) -> dict[str, Any]:
         """What a resumed training must share with its checkpoint: all but the schedule length
@@ -122,3 +100,42 @@ class Settings:
         for key in ("epochs", "device", "gpu", "loss_grid", "moving_mask"):
             data.pop(key)
         return data
+
+    # --- what the workflow builds from this section ------------------------------------------
+
+    @property
+    def moving_mask_method(self) -> str | None:
+        """The method whose CECT segmentations replace the annotated CECT liver, or None."""
+        return None if self.moving_mask == ANNOTATION else self.moving_mask
+
+    def models(self) -> list[str]:
+        """Trained models: `regsegnet` (`loss`), then `regsegnet_w{name}` per loss_grid entry."""
+        return [BASE_MODEL] + [f"{BASE_MODEL}_w{entry['name']}" for entry in self.loss_grid]
+
+    def variants(self) -> dict[str, tuple[str, int]]:
+        """Method id → (model it predicts with, cascades it uses): each model with all its
+        cascades, and `{model}_c{k}` with the first k (`liverbench.methods.regsegnet_variants`)."""
+        variants = {}
+        for model in self.models():
+            variants[model] = (model, self.cascades)
+            for k in range(1, self.cascades + 1):
+                variants[f"{model}_c{k}"] = (model, k)
+        return variants
+
+    def training_section(self, model: str = BASE_MODEL) -> dict[str, Any]:
+        """The settings `model` trains with, JSON-able for `train --settings`: the section with
+        that grid entry's loss weights and without what training never reads (so editing the
+        grid or the test-time mask source retrains nothing)."""
+        grids = dict(zip(self.models()[1:], self.loss_grid))
+        if model != BASE_MODEL and model not in grids:
+            raise SettingsError(f"{model}: not a RegSegNet model; models: {self.models()}")
+        weights = {k: v for k, v in grids.get(model, {}).items() if k != "name"}
+        data = self.with_loss(**weights).to_dict()
+        for key in NOT_TRAINING:
+            data.pop(key)
+        return data
+
+    def prediction_section(self) -> dict[str, Any]:
+        """The keys a prediction reads, JSON-able for `predict --settings`."""
+        data = self.to_dict()
+        return {key: data[key] for key in PREDICTION_KEYS}

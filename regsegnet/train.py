@@ -231,8 +231,8 @@ def train(
     validation) and `losses.csv` into `out_dir`."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    train_pairs = load_pairs(train_dirs, settings.shape, log)
-    val_pairs = load_pairs(val_dirs, settings.shape or train_pairs[0].shape, log)
+    train_pairs = load_pairs(train_dirs, log=log)  # the working shape is the data's
+    val_pairs = load_pairs(val_dirs, train_pairs[0].shape, log)
     device = select_device(settings.device)
     trainer = Trainer(settings, train_pairs, val_pairs, device, progress=progress)
     checkpoint_path = out_dir / CHECKPOINT_NAME

@@ -33,10 +33,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from liverbench.data.io import read_image  # noqa: E402
-from liverbench.data.phantom import Label, simulate_patient  # noqa: E402
+from liverbench.data.io import read_image
+from liverbench.data.phantom import Label, simulate_patient
 
 ERODE_MM = 3.0
 # TotalSegmentator v2 ("total" task) label values used here

@@ -166,10 +166,12 @@ def test_msd_layout(tmp_path: Path):
 
 def test_cli_reports_errors_without_traceback(tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, "-m", "liverbench.data", "standardize-h108",
-         "--manifest", str(tmp_path / "none.csv"), "--patient", "A", "--out", str(tmp_path)],
+        [sys.executable, "-m", "liverbench.data", "standardize-h108", "--patient", "A",
+         "--sources", f"cect={tmp_path / 'none.nii.gz'}", "cect_liver=a", "ncect=b",
+         "ncect_liver=c", "--out", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT,
     )
-    assert result.returncode == 1
-    assert "none.csv: manifest not found" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("python -m liverbench.data standardize-h108: ")
+    assert "none.nii.gz" in result.stderr
     assert "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
 
 def raw() -> dict:
-    return yaml.safe_load(CONFIG.read_text())
+    return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
 
 
 def test_default_is_demo_and_every_scale_resolves():

@@ -4,6 +4,8 @@ clear errors, and the CLI end to end — all on tiny networks and generated blob
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,11 +16,11 @@ import SimpleITK as sitk
 import torch
 
 from baselines.deepmedic.__main__ import main
-from baselines.deepmedic.checkpoints import load_model, load_pretrained
-from baselines.deepmedic.model import Architecture, DeepMedic
+from baselines.deepmedic.checkpoint import CheckpointError, load_model, load_pretrained
+from baselines.deepmedic.model import DeepMedic
 from baselines.deepmedic.predict import full_probabilities, segment, tiled_probabilities
 from baselines.deepmedic.sampling import SegmentSampler, Volume, standardise
-from baselines.deepmedic.settings import Settings
+from baselines.deepmedic.settings import Architecture, Settings
 from baselines.deepmedic.train import dice, train_stage
 
 TINY = Architecture(feature_maps=(6, 6, 8, 8), residual_layers=(2, 4), fc=(12,), dropout=0.2)
@@ -164,7 +166,7 @@ def test_pretrained_weights_load_into_the_finetuning_model(tmp_path: Path) -> No
     assert losses["val_dsc"].notna().sum() == 1  # validated at the end of the stage
 
     other = DeepMedic(replace(settings.architecture, fc=(7,)))
-    with pytest.raises(ValueError, match="differs from the fine-tuning architecture"):
+    with pytest.raises(CheckpointError, match="differs from the fine-tuning architecture"):
         load_pretrained(other, tmp_path / "pretrained.pt")
 
 
@@ -188,6 +190,23 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path: Path) -> Non
     assert pd.read_csv(tmp_path / "b.csv")["iteration"].tolist() == [1, 2, 3, 4, 5]
 
 
+# --- settings ---------------------------------------------------------------------------
+
+
+def test_settings_keep_architecture_keys_flat_and_import_no_torch() -> None:
+    settings = Settings.from_mapping({"fc": [12], "kernel": 5, "batch_size": 3}, "deepmedic")
+    assert settings.architecture == Architecture(fc=(12,), kernel=5)
+    flat = settings.to_dict()
+    assert "architecture" not in flat and flat["fc"] == [12] and flat["batch_size"] == 3
+    assert Settings.from_mapping(flat) == settings
+    assert Settings.from_mapping(Settings().to_dict()) == Settings()
+    assert settings.replace(architecture=TINY).architecture == TINY
+    assert settings.replace(fc=(7,)).architecture.fc == (7,)
+    code = ("import sys, baselines.deepmedic, baselines.deepmedic.settings; "
+            "assert 'torch' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 # --- clear errors -------------------------------------------------------------------------
 
 
@@ -201,8 +220,10 @@ def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
         model(torch.zeros(1, 2, size, size, size))
     with pytest.raises(ValueError, match="does not fit the context pathways"):
         model(torch.zeros(1, 1, size + 1, size, size))
-    with pytest.raises(ValueError, match="unknown key"):
-        Settings.from_dict({"feature_map": [1]})
+    with pytest.raises(ValueError, match="deepmedic.feature_map: unknown setting"):
+        Settings.from_mapping({"feature_map": [1]}, section="deepmedic")
+    with pytest.raises(ValueError, match="deepmedic.kernel: must be odd"):
+        Settings.from_mapping({"kernel": 4}, section="deepmedic")
     empty = Volume("empty", np.zeros(SHAPE, np.float32), np.zeros(SHAPE, np.uint8), 0.0)
     with pytest.raises(ValueError, match="empty: the liver label is empty"):
         SegmentSampler([empty], (27, 27, 27), (3, 3, 3), 0.5, np.random.default_rng(0))
@@ -248,9 +269,11 @@ def test_cli_pretrain_finetune_predict(tmp_path: Path) -> None:
 
     out = tmp_path / "pred" / "P2__P2.nii.gz"
     record = tmp_path / "runtime" / "P2__P2.json"
-    assert main(["predict", "--settings", settings, "--model", str(models / "model.pt"),
-                 "--pairs", "P2__P2", "--inputs", str(cases[2][0]), "--references",
-                 str(cases[2][2]), "--outputs", str(out), "--runtimes", str(record)]) == 0
+    predict = ["predict", "--settings", settings, "--model", str(models / "model.pt"),
+               "--pairs", "P2__P2", "--images", str(cases[2][0]), "--references",
+               str(cases[2][2]), "--predictions", str(out), "--runtimes"]
+    assert main([*predict, str(record), str(record)]) == 2  # lists of different lengths
+    assert main([*predict, str(record)]) == 0
     mask = sitk.ReadImage(str(out))
     original = sitk.ReadImage(str(cases[2][2]))
     assert mask.GetSize() == original.GetSize()

@@ -77,28 +77,30 @@ def write_pair(tmp: Path, pair: str = "P1__P1", *, fixed_mask_name: str = "ncect
                                spacing=(4.0, 4.2, 4.4), origin=(-94.0, -98.0, -100.0))
     case = tmp / "cases" / "P1"
     case.mkdir(parents=True)
-    sitk.WriteImage(cect, str(case / "cect.nii.gz"))
-    sitk.WriteImage(ncect, str(case / "ncect.nii.gz"))
-    dirs = {name: tmp / name for name in ("cect_liver", "ncect_liver", "cect_rt", "ncect_rt")}
-    for folder in dirs.values():
-        folder.mkdir()
-    sitk.WriteImage(cect_liver, str(dirs["cect_liver"] / f"{pair}.nii.gz"))
+    paths = {"case": case, "truth": ncect_liver, "moving_liver": cect_liver,
+             "cect": case / "cect.nii.gz", "ncect": case / "ncect.nii.gz"}
+    sitk.WriteImage(cect, str(paths["cect"]))
+    sitk.WriteImage(ncect, str(paths["ncect"]))
+    for name in ("cect_liver", "ncect_liver", "cect_rt", "ncect_rt"):
+        (tmp / name).mkdir()
+    paths.update({name: tmp / name / f"{pair}.nii.gz" for name in ("cect_liver", "ncect_liver")})
+    paths.update({name: tmp / name / f"{pair}.json" for name in ("cect_rt", "ncect_rt")})
+    sitk.WriteImage(cect_liver, str(paths["cect_liver"]))
     if fixed_mask_name:
-        sitk.WriteImage(ncect_liver, str(dirs["ncect_liver"] / f"{pair}.nii.gz"))
-    RuntimeRecord("nnunet_cect", pair, 1.5, 2.0).write(dirs["cect_rt"] / f"{pair}.json")
-    RuntimeRecord("nnunet_ncect", pair, 2.5, 3.0).write(dirs["ncect_rt"] / f"{pair}.json")
-    return {"case": case, "truth": ncect_liver, "moving_liver": cect_liver, **dirs}
+        sitk.WriteImage(ncect_liver, str(paths["ncect_liver"]))
+    RuntimeRecord("nnunet_cect", pair, 1.5, 2.0).write(paths["cect_rt"])
+    RuntimeRecord("nnunet_ncect", pair, 2.5, 3.0).write(paths["ncect_rt"])
+    return paths
 
 
 def run_cli(tmp: Path, paths: dict[str, Path], settings: dict, pair: str = "P1__P1") -> int:
     return main([
-        "register", "--settings", json.dumps(settings), "--threads", "1",
-        "--cases", str(tmp / "cases"), "--pairs", pair,
-        "--cect-liver-dir", str(paths["cect_liver"]),
-        "--ncect-liver-dir", str(paths["ncect_liver"]),
-        "--cect-runtime-dir", str(paths["cect_rt"]),
-        "--ncect-runtime-dir", str(paths["ncect_rt"]),
-        "--out-dir", str(tmp / "pred"), "--runtime-dir", str(tmp / "rt"),
+        "register", "--settings", json.dumps(settings), "--threads", "1", "--pairs", pair,
+        "--cect", str(paths["cect"]), "--ncect", str(paths["ncect"]),
+        "--cect-liver", str(paths["cect_liver"]), "--ncect-liver", str(paths["ncect_liver"]),
+        "--cect-runtimes", str(paths["cect_rt"]), "--ncect-runtimes", str(paths["ncect_rt"]),
+        "--predictions", str(tmp / "pred" / f"{pair}.nii.gz"),
+        "--runtimes", str(tmp / "rt" / f"{pair}.json"),
         "--transforms-dir", str(tmp / "transforms"),
     ])
 
@@ -133,7 +135,7 @@ def test_masks_restrict_the_metric() -> None:
     without them the body outline dominates and the liver stays misaligned."""
     moving, moving_liver = scene(110.0, 0)
     fixed, fixed_liver = scene(60.0, 1, liver_offset=(0, 3, 4))
-    settings = Settings.from_dict({**FAST, "bspline": {**FAST["bspline"], "iterations": 10}})
+    settings = Settings.from_mapping({**FAST, "bspline": {**FAST["bspline"], "iterations": 10}})
     maps = parameter_maps(settings, fixed.GetSpacing(), moving.GetSpacing())
     registration.configure_threads(1)
     everywhere = sitk.Image(fixed.GetSize(), sitk.sitkUInt8) + 1
@@ -154,17 +156,18 @@ def test_elastix_failure_is_an_error_not_an_empty_mask(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
     # The CECT mask lies across the body from the nCECT one: no fixed sample maps into it.
     paths = write_pair(tmp_path, moving_mask_shift=22)
-    assert run_cli(tmp_path, paths, FAST) == 1
+    assert run_cli(tmp_path, paths, FAST) == 2
     error = capsys.readouterr().err
-    assert "P1__P1" in error and "elastix failed" in error, error
+    assert error.startswith("python -m baselines.elastix_cnn register: P1__P1: elastix failed")
+    assert len(error.strip().splitlines()) == 1, error
     assert not (tmp_path / "pred" / "P1__P1.nii.gz").exists()
 
 
 def test_missing_fixed_mask_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     paths = write_pair(tmp_path, fixed_mask_name="")
-    assert run_cli(tmp_path, paths, FAST) == 1
+    assert run_cli(tmp_path, paths, FAST) == 2
     error = capsys.readouterr().err
-    assert str(paths["ncect_liver"] / "P1__P1.nii.gz") in error and "not found" in error
+    assert str(paths["ncect_liver"]) in error and "not found" in error
     assert not (tmp_path / "pred" / "P1__P1.nii.gz").exists()
 
 
@@ -181,7 +184,7 @@ def test_implausible_warped_volume_is_refused() -> None:
 
 def test_paper_scale_has_the_published_parameters() -> None:
     config = load(ROOT / "config.yaml", {"scale": "paper"})
-    rigid, bspline = parameter_maps(Settings.from_dict(config["elastix_cnn"]),
+    rigid, bspline = parameter_maps(Settings.from_mapping(config["elastix_cnn"]),
                                     (2.0, 2.0, 5.0), (0.8, 0.8, 2.0))
     assert rigid["Transform"] == ["EulerTransform"]
     assert rigid["Metric"] == ["AdvancedMattesMutualInformation"]
@@ -208,9 +211,27 @@ def test_paper_scale_has_the_published_parameters() -> None:
 
 
 def test_settings_refuse_bad_values() -> None:
-    with pytest.raises(ValueError, match="unknown key"):
-        Settings.from_dict({"bins": 32, "grid_spacing": 10})
-    with pytest.raises(ValueError, match="whole numbers"):
-        Settings.from_dict({"rigid": {"schedule": [[1.5, 1, 1]]}})
-    with pytest.raises(ValueError, match="3 positive"):
-        Settings.from_dict({"bspline": {"schedule": [[1, 1]]}})
+    with pytest.raises(ValueError, match="grid_spacing: unknown setting"):
+        Settings.from_mapping({"bins": 32, "grid_spacing": 10})
+    with pytest.raises(ValueError, match="rigid.schedule: shrink factors must be whole"):
+        Settings.from_mapping({"rigid": {"schedule": [[1.5, 1, 1]]}})
+    with pytest.raises(ValueError, match="elastix_cnn.bspline.schedule: .*3 positive"):
+        Settings.from_mapping({"bspline": {"schedule": [[1, 1]]}}, section="elastix_cnn")
+
+
+def test_partial_stage_keeps_its_own_default_schedule() -> None:
+    settings = Settings.from_mapping({"rigid": {"iterations": 7}, "bspline": {"samples": 9}})
+    assert settings.rigid.schedule == Settings().rigid.schedule
+    assert settings.bspline.schedule == Settings().bspline.schedule != settings.rigid.schedule
+    assert (settings.rigid.iterations, settings.bspline.samples) == (7, 9)
+    assert Settings.from_mapping(settings.to_dict()) == settings
+
+
+def test_per_pair_lists_must_align(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    paths = write_pair(tmp_path)
+    argv = ["register", "--pairs", "P1__P1", "P2__P2", "--cect", str(paths["cect"]),
+            "--ncect", str(paths["ncect"]), "--cect-liver", str(paths["cect_liver"]),
+            "--ncect-liver", str(paths["ncect_liver"]), "--predictions", "a.nii.gz",
+            "--runtimes", "a.json", "--transforms-dir", str(tmp_path / "t")]
+    assert main(argv) == 2
+    assert "--pairs: 2, --cect: 1" in capsys.readouterr().err

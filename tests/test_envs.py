@@ -8,7 +8,8 @@ environments are never solved here. What can be checked without conda is checked
   drift (e.g. nnunetv2 -> timm -> torchvision, which otherwise upgrades torch);
 - every rule that calls a project CLI (`python -m package`) names an env with `conda:`, and
   that env lists every third-party package the CLI's modules import (found with `ast`,
-  following imports of the project's own packages, which come from PYTHONPATH instead).
+  following imports of the project's own packages, which are not listed: each env's
+  post-deployment script installs the project into it, checked here too).
 """
 
 from __future__ import annotations
@@ -235,6 +236,34 @@ def distributions_of(import_name: str) -> set[str]:
 
 
 # --- tests --------------------------------------------------------------------------------
+
+
+INSTALL_SCRIPT = ENVS / "install-project.sh"
+
+
+@pytest.mark.parametrize("path", env_files(), ids=lambda p: p.name)
+def test_every_env_installs_the_project(path: Path) -> None:
+    """Snakemake runs `envs/NAME.post-deploy.sh` after creating `envs/NAME.yaml`: the one script."""
+    script = path.with_name(f"{path.stem}.post-deploy.sh")
+    assert script.is_file(), f"{script.relative_to(ROOT)} is missing"
+    assert script.resolve() == INSTALL_SCRIPT, f"{script.name} does not link {INSTALL_SCRIPT.name}"
+
+
+def test_install_script_installs_the_checkout_editable_without_dependencies() -> None:
+    text = INSTALL_SCRIPT.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")  # Snakemake runs the shebang's interpreter
+    assert '"$CONDA_PREFIX/bin/python" -m pip install' in text
+    assert "--no-deps -e \"$root\"" in text
+
+
+def test_install_script_refuses_a_directory_that_is_not_the_project(tmp_path: Path) -> None:
+    """Run from elsewhere (e.g. `--directory`), it stops with a message, installing nothing."""
+    result = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], cwd=tmp_path, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "CONDA_PREFIX": str(tmp_path / "no-env")}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "REGSEGBENCH_ROOT" in result.stderr and str(tmp_path) in result.stderr
 
 
 def test_there_are_envs_and_rules() -> None:

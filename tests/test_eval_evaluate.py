@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from liverbench.evaluation.evaluate import COLUMNS, main, split_pair
+from liverbench.evaluation.evaluate import COLUMNS, main
 from liverbench.evaluation.metrics import evaluate
 
 SPACING = (1.5, 1.5, 3.0)
@@ -32,17 +32,16 @@ def liver_mask(shift=0):
     return mask
 
 
-def make_case(cases: Path, patient: str, with_spect: bool = True) -> None:
+def make_case(cases: Path, patient: str) -> None:
     folder = cases / patient
     folder.mkdir(parents=True)
     sitk.WriteImage(_image(np.full((12, 24, 24), 40), np.int16), str(folder / "ncect.nii.gz"))
     sitk.WriteImage(_image(liver_mask()), str(folder / "ncect_liver.nii.gz"))
-    if with_spect:
-        lungs = np.zeros((12, 24, 24), dtype=np.uint8)
-        lungs[9:12, 4:20, 4:20] = 1
-        sitk.WriteImage(_image(lungs), str(folder / "ncect_lungs.nii.gz"))
-        spect = np.where(liver_mask() > 0, 50.0, 0.0) + np.where(lungs > 0, 2.0, 0.0)
-        sitk.WriteImage(_image(spect, np.float32), str(folder / "spect.nii.gz"))
+    lungs = np.zeros((12, 24, 24), dtype=np.uint8)
+    lungs[9:12, 4:20, 4:20] = 1
+    sitk.WriteImage(_image(lungs), str(folder / "ncect_lungs.nii.gz"))
+    spect = np.where(liver_mask() > 0, 50.0, 0.0) + np.where(lungs > 0, 2.0, 0.0)
+    sitk.WriteImage(_image(spect, np.float32), str(folder / "spect.nii.gz"))
 
 
 def write_runtime(folder: Path, method: str, pair: str, seconds: float) -> None:
@@ -58,7 +57,7 @@ def write_runtime(folder: Path, method: str, pair: str, seconds: float) -> None:
 def layout(tmp_path):
     cases, preds, runtimes = tmp_path / "cases", tmp_path / "pred", tmp_path / "rt"
     for patient in ("p1", "p_2", "p3"):
-        make_case(cases, patient, with_spect=patient != "p3")
+        make_case(cases, patient)
     preds.mkdir()
     sitk.WriteImage(_image(liver_mask(shift=2)), str(preds / "p1__p1.nii.gz"))
     sitk.WriteImage(_image(np.zeros((12, 24, 24))), str(preds / "p3__p3.nii.gz"))
@@ -67,11 +66,22 @@ def layout(tmp_path):
     return tmp_path
 
 
-def run_cli(root: Path, pairs, out="metrics/m.csv") -> pd.DataFrame:
-    argv = ["--method", "m", "--pairs", *pairs, "--predictions", str(root / "pred"),
-            "--runtimes", str(root / "rt"), "--cases", str(root / "cases"),
+def arguments(root: Path, pairs, lsf: bool = True, out="metrics/m.csv") -> list[str]:
+    """The command line the workflow builds: aligned per-pair file lists."""
+    fixed = [pair.split("__")[1] for pair in pairs]
+    argv = ["--method", "m", "--pairs", *pairs,
+            "--predictions", *(str(root / "pred" / f"{pair}.nii.gz") for pair in pairs),
+            "--runtimes", *(str(root / "rt" / f"{pair}.json") for pair in pairs),
+            "--references", *(str(root / "cases" / f / "ncect_liver.nii.gz") for f in fixed),
             "--out", str(root / out)]
-    assert main(argv) == 0
+    if lsf:
+        argv += ["--spect", *(str(root / "cases" / f / "spect.nii.gz") for f in fixed),
+                 "--lungs", *(str(root / "cases" / f / "ncect_lungs.nii.gz") for f in fixed)]
+    return argv
+
+
+def run_cli(root: Path, pairs, lsf: bool = True, out="metrics/m.csv") -> pd.DataFrame:
+    assert main(arguments(root, pairs, lsf, out)) == 0
     return pd.read_csv(root / out)
 
 
@@ -92,35 +102,63 @@ def test_rows_statuses_and_metrics(layout):
     assert ok["lsf_abs_error"] == pytest.approx(abs(ok["lsf_pred"] - ok["lsf_gt"]))
     assert all(math.isnan(missing[k]) for k in ("dsc", "msd", "lsf_pred", "seconds_method"))
     assert not math.isnan(missing["lsf_gt"])
-    assert empty["dsc"] == 0 and math.isnan(empty["msd"]) and math.isnan(empty["lsf_gt"])
+    assert empty["dsc"] == 0 and math.isnan(empty["msd"]) and math.isnan(empty["lsf_pred"])
+    assert empty["lsf_gt"] == pytest.approx(ok["lsf_gt"])
+
+
+def test_without_spect_no_lsf(layout):
+    frame = run_cli(layout, ["p1__p1", "p3__p3"], lsf=False)
+    assert list(frame["status"]) == ["ok", "empty"]
+    assert frame[["lsf_gt", "lsf_pred", "lsf_abs_error"]].isna().all().all()
 
 
 def test_wrong_geometry_names_the_file(layout, capsys):
     bad = _image(liver_mask(), spacing=(1.0, 1.0, 3.0))
     sitk.WriteImage(bad, str(layout / "pred" / "p1__p1.nii.gz"))
-    with pytest.raises(SystemExit) as error:
-        run_cli(layout, ["p1__p1"])
-    assert error.value.code == 2
-    assert "p1__p1.nii.gz" in capsys.readouterr().err
+    assert main(arguments(layout, ["p1__p1"])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m liverbench.evaluation.evaluate: ")
+    assert "p1__p1.nii.gz" in err and len(err.strip().splitlines()) == 1
     assert not (layout / "metrics" / "m.csv").exists()
 
 
-def test_bad_pair_ids():
-    assert split_pair("a_b__c") == ("a_b", "c")
-    for bad in ("ab", "a__b__c", "__b"):
-        with pytest.raises(ValueError, match="MOVING__FIXED"):
-            split_pair(bad)
+@pytest.mark.parametrize("change, message", [
+    (lambda argv: argv[:argv.index("--runtimes") - 1] + argv[argv.index("--runtimes"):],
+     "differ in length"),
+    (lambda argv: argv[:argv.index("--lungs")], "--spect and --lungs"),
+    (lambda argv: [a.replace("p1__p1", "p1_p1") if a == "p1__p1" else a for a in argv],
+     "MOVING__FIXED"),
+])
+def test_bad_command_lines_exit_2(layout, capsys, change, message):
+    assert main(change(arguments(layout, ["p1__p1", "p3__p3"]))) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_duplicate_pairs_exit_2(layout, capsys):
+    assert main(arguments(layout, ["p1__p1", "p1__p1"])) == 2
+    assert "duplicate pair ids" in capsys.readouterr().err
 
 
 def test_module_entry_point(layout):
     out = layout / "m.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "liverbench.evaluation.evaluate", "--method", "m",
-         "--pairs", "p1__p1", "--predictions", str(layout / "pred"), "--runtimes",
-         str(layout / "rt"), "--cases", str(layout / "cases"), "--out", str(out)],
+        [sys.executable, "-m", "liverbench.evaluation.evaluate",
+         *arguments(layout, ["p1__p1"], out=str(out))],
         capture_output=True, text=True, check=False,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert result.returncode == 0, result.stderr
     assert "1 ok" in result.stdout
     assert len(pd.read_csv(out)) == 1
+
+
+def test_package_entry_point(layout, capsys):
+    """`python -m liverbench.evaluation evaluate ...` is the same command."""
+    from liverbench.evaluation.__main__ import main as package_main
+
+    assert package_main(["evaluate", *arguments(layout, ["p1__p1"], out="m2.csv")]) == 0
+    assert len(pd.read_csv(layout / "m2.csv")) == 1
+    argv = ["evaluate", *arguments(layout, ["p1__p1"])]
+    argv[argv.index("--references") + 1] = str(layout / "absent.nii.gz")
+    assert package_main(argv) == 2
+    assert capsys.readouterr().err.startswith("python -m liverbench.evaluation evaluate: ")

@@ -33,3 +33,20 @@ def test_cli_from_yaml(tmp_path):
     assert "| snakemake |" in md and '"experiment": "unit"' in md
     page = (tmp_path / "p.html").read_text()
     assert "<h2>Packages</h2>" in page and "&quot;experiment&quot;: &quot;unit&quot;" in page
+
+
+def test_cli_from_resolved_json(tmp_path, capsys):
+    """The workflow hands over the resolved config file (Layout.resolved_config)."""
+    config = {"experiment": "unit", "seed": 1, "regsegnet": {"seed": 1}}
+    path = tmp_path / "config.resolved.json"
+    path.write_text(json.dumps(config))
+    out_json = tmp_path / "p.json"
+    assert main(["--config", str(path), "--out-json", str(out_json),
+                 "--out-md", str(tmp_path / "p.md"), "--no-gpu"]) == 0
+    assert json.loads(out_json.read_text())["seeds"] == {"seed": 1, "regsegnet.seed": 1}
+    path.write_text("{not json")
+    assert main(["--config", str(path), "--out-json", str(out_json),
+                 "--out-md", str(tmp_path / "p.md"), "--no-gpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m liverbench.evaluation.provenance: ")
+    assert "config.resolved.json: not valid JSON" in err

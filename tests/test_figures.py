@@ -96,12 +96,26 @@ def test_overlays_cli(tmp_path):
         folder.mkdir(parents=True)
         sitk.WriteImage(image(np.roll(liver, shift, axis=2), np.uint8),
                         str(folder / "P1__P1.nii.gz"))
-    (tmp_path / "pred" / "elastix_cnn").mkdir()  # no prediction: shown as missing
-    argv = ["overlays", "--cases", str(tmp_path / "cases"), "--pairs", "P1__P1",
-            "--predictions", *(f"{m}={tmp_path / 'pred' / m}" for m in METHODS),
-            "--out-dir", str(tmp_path / "overlays")]
+    # elastix_cnn has no prediction file: shown as missing
+    argv = ["overlays", "--pair", "P1__P1", "--ncect", str(case / "ncect.nii.gz"),
+            "--liver", str(case / "ncect_liver.nii.gz"),
+            "--predictions", *(f"{m}={tmp_path / 'pred' / m / 'P1__P1.nii.gz'}" for m in METHODS),
+            "--out", str(tmp_path / "overlays" / "P1__P1.png")]
     assert main(argv) == 0
     assert_png(tmp_path / "overlays" / "P1__P1.png")
+
+
+def test_bad_input_exits_2(tmp_path, capsys):
+    argv = ["overlays", "--pair", "P1__P1", "--ncect", str(tmp_path / "absent.nii.gz"),
+            "--liver", "x", "--predictions", "a=b", "--out", str(tmp_path / "o.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m liverbench.evaluation.figures: ")
+    assert "absent.nii.gz" in err and len(err.strip().splitlines()) == 1
+    assert main(["training", "--csv", str(tmp_path / "none.csv"), "--out", "t.png"]) == 2
+    assert main(["summary", "--metrics", "m.csv", "--out-dir", str(tmp_path),
+                 "--labels-json", "[1]"]) == 2
+    assert "--labels-json" in capsys.readouterr().err
 
 
 def test_overlay_legend_lists_methods():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ from baselines.nnunet.plans import add_small_configuration, describe
 from baselines.nnunet.settings import SmallNetwork
 from liverbench.data.io import ImageError, same_geometry
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "configuration": "3d_tiny",
     "small_network": {"features": [4, 8, 16], "patch_size": [16, 32, 32],
@@ -69,8 +67,7 @@ def write_case(folder: Path, seed: int, kinds=("cect", "ncect")) -> Path:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "baselines.nnunet", *args], cwd=cwd, env=env,
+    result = subprocess.run([sys.executable, "-m", "baselines.nnunet", *args], cwd=cwd,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, \
         f"{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -117,9 +114,10 @@ def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
         cwd=tmp_path)
     assert json.loads((tmp_path / "models/pre2.json").read_text())["resumed"] is True
 
-    cli("predict", *common, "--model", "models/cect.json", "--image", "cect", "--cases", "h108",
-        "--pairs", "P003__P003", "--method", "nnunet_cect", "--out-dir", "pred",
-        "--runtime-dir", "rt", cwd=tmp_path)
+    cli("predict", *common, "--model", "models/cect.json", "--method", "nnunet_cect",
+        "--pairs", "P003__P003", "--images", "h108/P003/cect.nii.gz",
+        "--predictions", "pred/P003__P003.nii.gz", "--runtimes", "rt/P003__P003.json",
+        cwd=tmp_path)
     mask = sitk.ReadImage(str(tmp_path / "pred/P003__P003.nii.gz"))
     image = sitk.ReadImage(str(tmp_path / "h108/P003/cect.nii.gz"))
     assert same_geometry(mask, image) and mask.GetPixelID() == sitk.sitkUInt8
@@ -127,6 +125,7 @@ def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "rt/P003__P003.json").read_text())
     assert record["method"] == "nnunet_cect" and record["seconds_method"] > 0
     assert record["extra"]["mirroring"] is False  # CPU default
+    assert record["extra"]["image"] == "h108/P003/cect.nii.gz"
 
 
 def test_small_configuration_follows_the_plans_axes() -> None:
@@ -157,13 +156,42 @@ def test_settings_refuse_what_nnunet_cannot_train() -> None:
     from baselines.nnunet.settings import Settings
 
     with pytest.raises(ValueError, match=">= 3"):
-        Settings.from_dict({"small_network": {"features": [8, 16]}})
+        Settings.from_mapping({"small_network": {"features": [8, 16]}})
     with pytest.raises(ValueError, match="divisible by 4"):
-        Settings.from_dict({"small_network": {"features": [8, 16, 32], "patch_size": [30, 32, 32]}})
-    with pytest.raises(ValueError, match="unknown key"):
-        Settings.from_dict({"train": {"epoch": 3}})
+        Settings.from_mapping({"small_network": {"features": [8, 16, 32],
+                                                 "patch_size": [30, 32, 32]}})
+    with pytest.raises(ValueError, match="train.epoch: unknown setting"):
+        Settings.from_mapping({"train": {"epoch": 3}})
     with pytest.raises(ValueError, match="same network"):  # 3d_fullres: plans differ per target
-        Settings.from_dict({"configuration": "3d_fullres", "pretraining": {"ncect": "cect"}})
+        Settings.from_mapping({"configuration": "3d_fullres", "pretraining": {"ncect": "cect"}})
+
+
+def test_partial_pretraining_trains_the_others_from_scratch() -> None:
+    from baselines.nnunet.settings import Settings
+
+    settings = Settings.from_mapping(SETTINGS, section="nnunet")
+    assert settings.pretraining == {"cect": "cect", "ncect": None}
+    partial = Settings.from_mapping({**SETTINGS, "pretraining": {"cect": "cect"}})
+    assert partial == settings and partial.pretraining_sources() == ["cect"]
+    assert Settings.from_mapping(settings.to_dict()) == settings
+    assert Settings().gpu == 0 and Settings().pretraining_sources(["ncect"]) == ["ncect"]
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path: Path) -> None:
+    """Bad input exits 2 with `prog command: file: problem`, before nnU-Net is loaded."""
+    result = subprocess.run(
+        [sys.executable, "-m", "baselines.nnunet", "predict", "--model", "missing.json",
+         "--method", "nnunet_ncect", "--pairs", "P1__P1", "--images", "a.nii.gz",
+         "--predictions", "p.nii.gz", "--runtimes", "r.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ("python -m baselines.nnunet predict: missing.json: model record "
+                             "not found (train the model first)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "baselines.nnunet", "predict", "--model", "m.json", "--method",
+         "x", "--pairs", "P1__P1", "P2__P2", "--images", "a.nii.gz", "--predictions", "p.nii.gz",
+         "--runtimes", "r.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--pairs: 2, --images: 1" in result.stderr
 
 
 def test_raw_dataset_refuses_a_bad_case(tmp_path: Path) -> None:

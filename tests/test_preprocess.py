@@ -53,7 +53,8 @@ def test_case_and_pair(tmp_path: Path):
     preprocess_case(case, tmp_path / "prep", GRID)
     for name in ("cect", "ncect", "cect_liver", "ncect_liver"):
         assert read_image(tmp_path / "prep" / f"{name}.nii.gz").GetSize() == (24, 24, 16)
-    make_pair(case, case, tmp_path / "pair", GRID)
+    make_pair(case / "cect.nii.gz", case / "cect_liver.nii.gz", case / "ncect.nii.gz",
+              case / "ncect_liver.nii.gz", tmp_path / "pair", GRID)
     images = {n: read_image(tmp_path / "pair" / f"{n}.nii.gz")
               for n in ("moving", "moving_liver", "fixed", "fixed_liver")}
     origins = {img.GetOrigin() for img in images.values()}

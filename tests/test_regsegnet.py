@@ -1,4 +1,4 @@
-"""RegSegNet: spatial transformer, losses, cascade-wise training, resume, errors, CLI.
+"""RegSegNet: spatial transformer, losses, cascade-wise training, resume, settings, errors, CLI.
 
 Real components at tiny sizes, one CPU thread. The generated pairs are two smooth organs in a
 body, the moving copy shifted by a few voxels with other contrast (as CECT vs nCECT).
@@ -20,6 +20,8 @@ import torch
 from scipy import ndimage
 
 from liverbench.data.io import ImageError, read_image, write_array
+from liverbench.errors import InputError
+from liverbench.methods import regsegnet_variants
 from regsegnet.checkpoint import CheckpointError, load_model
 from regsegnet.data import load_pair, load_pairs, make_batch
 from regsegnet.losses import RegistrationLoss, hard_dice
@@ -188,7 +190,7 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 def test_each_cascade_trains_alone(pairs_dir):
     pairs = load_pairs([pairs_dir / "A__B", pairs_dir / "B__B"])
-    settings = Settings.from_dict({**TINY, "cascades": 3, "iterations": 1})
+    settings = Settings.from_mapping({**TINY, "cascades": 3, "iterations": 1})
     trainer = Trainer(settings, pairs[:1], pairs[1:])
     batch = make_batch(pairs[:1])
     before = [_parameters(c) for c in trainer.model.cascades]
@@ -208,7 +210,7 @@ def test_training_raises_dice_well_above_identity(tmp_path):
     pair_dir = write_pair(tmp_path / "P__P", shape=(32, 32, 32), shift=(2.0, 3.0, -3.0))
     pair = load_pair(pair_dir)
     identity = hard_dice(tensor(pair.moving_mask), tensor(pair.fixed_mask))
-    settings = Settings.from_dict(
+    settings = Settings.from_mapping(
         {"channels": [8, 16, 16], "cascades": 1, "mi_samples": 4096, "lr": 3e-3, "iterations": 1}
     )
     trainer = Trainer(settings, [pair], [pair])
@@ -224,8 +226,8 @@ def test_resumed_training_equals_uninterrupted(pairs_dir, tmp_path):
     folders = [pairs_dir / "A__B", pairs_dir / "A__A"]
     val = [pairs_dir / "B__B"]
     base = {**TINY, "cascades": 2, "iterations": 3, "seed": 7}
-    settings_1 = Settings.from_dict({**base, "epochs": 1})
-    settings_2 = Settings.from_dict({**base, "epochs": 2})
+    settings_1 = Settings.from_mapping({**base, "epochs": 1})
+    settings_2 = Settings.from_mapping({**base, "epochs": 2})
     train(settings_1, folders, val, tmp_path / "resumed", progress=False, log=lambda m: None)
     messages: list[str] = []
     resumed = train(settings_2, folders, val, tmp_path / "resumed", progress=False,
@@ -249,7 +251,7 @@ def test_resumed_training_equals_uninterrupted(pairs_dir, tmp_path):
 # --- bad input -----------------------------------------------------------------------------------
 
 
-def test_pair_with_other_shape_than_configured_is_named(pairs_dir):
+def test_pair_with_other_shape_than_expected_is_named(pairs_dir):
     with pytest.raises(ImageError, match=r"A__A/fixed\.nii\.gz.*\(32, 32, 32\)"):
         load_pair(pairs_dir / "A__A", shape=(32, 32, 32))
 
@@ -286,15 +288,74 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, pairs_dir):
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match=r"training/checkpoint\.pt: not a readable"):
-        train(Settings.from_dict({**TINY, "cascades": 1, "iterations": 1, "epochs": 1}),
+        train(Settings.from_mapping({**TINY, "cascades": 1, "iterations": 1, "epochs": 1}),
               [pairs_dir / "A__A"], [pairs_dir / "B__B"], out, progress=False)
 
 
 def test_unknown_setting_is_named():
-    with pytest.raises(SettingsError, match="casades"):
-        Settings.from_dict({"casades": 2})
-    with pytest.raises(SettingsError, match="cascades must be >= 1"):
-        Settings.from_dict({"cascades": 0})
+    with pytest.raises(SettingsError, match="regsegnet.casades: unknown setting"):
+        Settings.from_mapping({"casades": 2}, section="regsegnet")
+    with pytest.raises(SettingsError, match="regsegnet.cascades: must be >= 1"):
+        Settings.from_mapping({"cascades": 0}, section="regsegnet")
+    with pytest.raises(SettingsError, match="regsegnet.loss.mii: unknown setting"):
+        Settings.from_mapping({"loss": {"mii": 1.0}}, section="regsegnet")
+    with pytest.raises(SettingsError, match="regsegnet.shape: unknown setting"):
+        Settings.from_mapping({"shape": [8, 8, 8]}, section="regsegnet")  # from the data
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"name": "wide_c2"}, "regsegnet.loss_grid: name 'wide_c2' must not end in _c<k>"),
+    ({"name": "x", "mii": 0.0}, r"regsegnet.loss_grid: entry 'x': unknown key\(s\) \['mii'\]"),
+    ({"name": "x", "dice": -1.0}, "regsegnet.loss_grid.x.dice: must be a number >= 0"),
+    ({"dice": 2.0}, "regsegnet.loss_grid: entry .* needs a name"),
+])
+def test_bad_loss_grid_entry_is_named(entry, problem):
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_mapping({"loss_grid": [entry]}, section="regsegnet")
+
+
+def test_settings_round_trip_and_partial_loss():
+    settings = Settings.from_mapping({"loss": {"dice": 2.0}, "loss_grid": [{"name": "a"}]})
+    assert settings.loss == LossWeights(mi=1.0, dice=2.0, bending=0.01)
+    assert Settings.from_mapping(settings.to_dict()) == settings
+    assert settings.with_loss(mi=0.0).loss == LossWeights(mi=0.0, dice=2.0, bending=0.01)
+
+
+def test_training_section_per_model():
+    section = {"loss": {"dice": 2.0}, "seed": 5, "moving_mask": "nnunet_cect",
+               "loss_grid": [{"name": "mi_only", "dice": 0.0}]}
+    settings = Settings.from_mapping(section)
+    assert settings.models() == ["regsegnet", "regsegnet_wmi_only"]
+    base = settings.training_section("regsegnet")
+    assert "loss_grid" not in base and "moving_mask" not in base and "shape" not in base
+    assert base["loss"] == {"mi": 1.0, "dice": 2.0, "bending": 0.01} and base["seed"] == 5
+    grid = settings.training_section("regsegnet_wmi_only")
+    assert grid["loss"] == {"mi": 1.0, "dice": 0.0, "bending": 0.01}
+    assert Settings.from_mapping(json.loads(json.dumps(grid))).loss.dice == 0.0
+    assert settings.prediction_section() == {"device": "auto", "moving_mask": "nnunet_cect"}
+    assert settings.moving_mask_method == "nnunet_cect"
+    with pytest.raises(SettingsError, match="regsegnet_wother: not a RegSegNet model"):
+        settings.training_section("regsegnet_wother")
+
+
+def test_variants_match_the_method_registry():
+    section = Settings.from_mapping(
+        {"cascades": 2, "loss_grid": [{"name": "stiff", "bending": 0.1}]}
+    )
+    variants = section.variants()
+    registry = {method.id for method in regsegnet_variants(section.to_dict())} | {"regsegnet"}
+    assert set(variants) == registry
+    assert variants["regsegnet"] == ("regsegnet", 2)
+    assert variants["regsegnet_wstiff_c1"] == ("regsegnet_wstiff", 1)
+
+
+def test_settings_and_package_import_no_torch():
+    code = "import sys, regsegnet, regsegnet.settings; assert 'torch' not in sys.modules"
+    code += "; import os; assert 'OMP_WAIT_POLICY' not in os.environ"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 def test_cascade_count_beyond_model_is_refused():
@@ -307,11 +368,28 @@ def test_cascade_count_beyond_model_is_refused():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "regsegnet", *args], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=120,
     )
+
+
+def _predict_args(pairs: dict[str, Path], originals: dict[str, Path], out: Path) -> list[str]:
+    """The per-pair lists of `predict`, in `pairs` order; outputs under `out`."""
+    def each(option, files):
+        return [option, *map(str, files)]
+
+    names = list(pairs)
+    return [
+        *each("--pairs", names),
+        *each("--moving", [pairs[n] / "moving.nii.gz" for n in names]),
+        *each("--moving-liver", [pairs[n] / "moving_liver.nii.gz" for n in names]),
+        *each("--fixed", [pairs[n] / "fixed.nii.gz" for n in names]),
+        *each("--original-ncect", [originals[n] for n in names]),
+        *each("--predictions", [out / "pred" / f"{n}.nii.gz" for n in names]),
+        *each("--runtimes", [out / "rt" / f"{n}.json" for n in names]),
+    ]
 
 
 def test_cli_train_then_predict(tmp_path):
@@ -321,47 +399,80 @@ def test_cli_train_then_predict(tmp_path):
     originals = {p: write_original_ncect(tmp_path / "data", p, shape) for p in ("P2", "P3")}
     settings = json.dumps({**TINY, "cascades": 2, "epochs": 1, "iterations": 2, "seed": 3})
     model_dir = tmp_path / "models" / "regsegnet"
-    trained = _cli("train", "--settings", settings, "--threads", "1", "--shape", *map(str, shape),
+    trained = _cli("train", "--settings", settings, "--threads", "1",
                    "--train-pairs", str(pairs["P1__P1"]), str(pairs["P2__P1"]),
                    "--val-pairs", str(pairs["P2__P2"]), "--out", str(model_dir), "--no-progress")
     assert trained.returncode == 0, trained.stderr
-    assert (model_dir / "model.pt").is_file()
+    assert torch.load(model_dir / "model.pt", weights_only=True)["shape"] == list(shape)
     header = (model_dir / "losses.csv").read_text().splitlines()[0]
     assert header == "epoch,cascade,iterations,loss,mi,dice,bending,val_dice,seconds"
 
-    predicted = _cli("predict", "--settings", settings, "--threads", "1",
-                     "--model", str(model_dir / "model.pt"),
-                     "--pair", str(pairs["P2__P2"]), str(pairs["P3__P3"]),
-                     "--case-root", str(tmp_path / "data"), "--cascades", "1",
-                     "--out-dir", str(tmp_path / "pred"), "--runtime-dir", str(tmp_path / "rt"),
-                     "--warped-dir", str(tmp_path / "warped"), "--method-name", "regsegnet_c1")
+    test = {name: pairs[name] for name in ("P2__P2", "P3__P3")}
+    ncects = {"P2__P2": originals["P2"], "P3__P3": originals["P3"]}
+    warped = [str(tmp_path / "warped" / f"{name}.nii.gz") for name in test]
+    model = ["--model", str(model_dir / "model.pt")]
+    predicted = _cli("predict", "--settings", settings, "--threads", "1", *model,
+                     *_predict_args(test, ncects, tmp_path), "--warped", *warped,
+                     "--cascades", "1", "--method-name", "regsegnet_c1")
     assert predicted.returncode == 0, predicted.stderr
     for patient in ("P2", "P3"):
         mask = read_image(tmp_path / "pred" / f"{patient}__{patient}.nii.gz")
         original = read_image(originals[patient])
         assert mask.GetSize() == original.GetSize() and mask.GetSpacing() == original.GetSpacing()
         assert mask.GetPixelID() == sitk.sitkUInt8 and sitk.GetArrayViewFromImage(mask).any()
-        warped = read_image(tmp_path / "warped" / f"{patient}__{patient}.nii.gz")
-        assert warped.GetSize() == tuple(reversed(shape))
+        warped_image = read_image(tmp_path / "warped" / f"{patient}__{patient}.nii.gz")
+        assert warped_image.GetSize() == tuple(reversed(shape))
         record = json.loads((tmp_path / "rt" / f"{patient}__{patient}.json").read_text())
         assert record["method"] == "regsegnet_c1" and record["extra"]["cascades"] == 1
         assert 0 < record["seconds_method"] <= record["seconds_total"]
         assert record["device"] == "cpu" and record["threads"] == 1
 
-    wrong_shape = _cli("predict", "--model", str(model_dir / "model.pt"),
-                       "--pair", str(write_pair(tmp_path / "pairs" / "P4__P4")),
-                       "--original-ncect", str(originals["P2"]),
-                       "--out-dir", str(tmp_path / "x"), "--runtime-dir", str(tmp_path / "y"))
-    assert wrong_shape.returncode == 1
+    other = {"P4__P4": write_pair(tmp_path / "pairs" / "P4__P4")}
+    wrong_shape = _cli("predict", *model,
+                       *_predict_args(other, {"P4__P4": originals["P2"]}, tmp_path / "x"))
+    assert wrong_shape.returncode == 2
     assert "P4__P4/fixed.nii.gz" in wrong_shape.stderr and "Traceback" not in wrong_shape.stderr
 
-    missing = _cli("predict", "--model", str(tmp_path / "none.pt"), "--pair", str(pairs["P3__P3"]),
-                   "--case-root", str(tmp_path / "data"), "--out-dir", str(tmp_path / "x"),
-                   "--runtime-dir", str(tmp_path / "y"))
-    assert missing.returncode == 1 and f"{tmp_path / 'none.pt'}: file not found" in missing.stderr
+    one = {"P3__P3": pairs["P3__P3"]}
+    missing = _cli("predict", "--model", str(tmp_path / "none.pt"),
+                   *_predict_args(one, ncects, tmp_path / "x"))
+    assert missing.returncode == 2 and f"{tmp_path / 'none.pt'}: file not found" in missing.stderr
 
     other_mask = _cli("predict", "--settings", json.dumps({"moving_mask": "nnunet_cect"}),
-                      "--model", str(model_dir / "model.pt"), "--pair", str(pairs["P3__P3"]),
-                      "--case-root", str(tmp_path / "data"), "--out-dir", str(tmp_path / "x"),
-                      "--runtime-dir", str(tmp_path / "y"))
-    assert other_mask.returncode == 1 and "nnunet_cect" in other_mask.stderr
+                      *model, *_predict_args(one, ncects, tmp_path / "x"))
+    assert other_mask.returncode == 2 and "nnunet_cect" in other_mask.stderr
+    assert "--moving-masks" in other_mask.stderr
+
+    unaligned = _cli("predict", *model, *_predict_args(test, ncects, tmp_path / "x"),
+                     "--warped", warped[0])
+    assert unaligned.returncode == 2 and "--warped: 1" in unaligned.stderr
+    assert "Traceback" not in unaligned.stderr
+
+
+def test_predict_with_cect_segmentations_as_moving_masks(tmp_path, pairs_dir):
+    """moving_mask names a method: its CECT livers (any geometry) replace moving_liver."""
+    from regsegnet.data import PairFiles, read_pair
+    from regsegnet.predict import PairJob, predict_pairs
+
+    settings = Settings.from_mapping({**TINY, "cascades": 1, "iterations": 1, "epochs": 1})
+    train(settings, [pairs_dir / "A__A"], [pairs_dir / "B__B"], tmp_path / "m", progress=False,
+          log=lambda m: None)
+    folder = pairs_dir / "A__B"
+    files = PairFiles.in_folder(folder)
+    segmentation = tmp_path / "seg" / "A.nii.gz"  # on a finer grid than the pair's
+    annotated = read_pair("A__B", files)
+    fine = sitk.Resample(read_image(files.moving_liver), grid((48, 48, 48), SPACING / 2),
+                         sitk.Transform(), sitk.sitkNearestNeighbor)
+    write_array(sitk.GetArrayFromImage(fine), fine, segmentation)
+    job = PairJob("A__B", PairFiles(files.moving, files.moving_liver, files.fixed),
+                  tmp_path / "ncect.nii.gz", tmp_path / "pred.nii.gz", tmp_path / "rt.json",
+                  moving_mask=segmentation)
+    write_array(np.zeros((24, 24, 24), np.int16), grid((24, 24, 24)), job.original_ncect)
+    with pytest.raises(InputError, match="--moving-masks given, but regsegnet.moving_mask"):
+        predict_pairs(tmp_path / "m" / "model.pt", [job], log=lambda m: None)
+    records = predict_pairs(tmp_path / "m" / "model.pt", [job], moving_mask="nnunet_cect",
+                            log=lambda m: None)
+    assert records[0].extra["moving_mask"] == "nnunet_cect"
+    carried = read_pair("A__B", job.files, moving_mask_path=segmentation)
+    np.testing.assert_array_equal(carried.moving_mask, annotated.moving_mask)
+    assert carried.fixed_mask is None  # the nCECT liver is never read at prediction

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from liverbench.evaluation.evaluate import COLUMNS
+from liverbench.evaluation.settings import Settings
 from liverbench.evaluation.statistics import (
     bootstrap_ci,
     holm,
@@ -215,15 +216,31 @@ def test_latex_is_a_valid_tabular_fragment(metric_files, tmp_path):
 
 def test_cli(metric_files, tmp_path, capsys):
     paths, _ = metric_files
-    argv = ["--metrics", *map(str, paths), "--config-json", json.dumps(CONFIG),
+    settings = {k: v for k, v in CONFIG.items() if k not in ("seed", "experiment")}
+    argv = ["--metrics", *map(str, paths), "--settings", json.dumps(settings),
+            "--experiment", CONFIG["experiment"], "--seed", str(CONFIG["seed"]),
             "--out-dir", str(tmp_path / "cli")]
     assert main(argv) == 0
     for name in ("table1.csv", "table1.md", "table1.tex", "table1.html",
                  "table_extended.csv", "table_extended.md", "table_extended.html"):
         assert (tmp_path / "cli" / name).stat().st_size > 0
-    with pytest.raises(SystemExit):
-        main(["--metrics", str(paths[0]), str(paths[0]), "--out-dir", str(tmp_path / "x")])
+    write_tables(paths, CONFIG, tmp_path / "lib")  # the CLI and the library agree
+    for name in ("table1.csv", "table_extended.csv"):
+        assert (tmp_path / "cli" / name).read_text() == (tmp_path / "lib" / name).read_text()
+    assert main(["--metrics", str(paths[0]), str(paths[0]), "--out-dir", str(tmp_path / "x")]) == 2
     assert "appears in two metric files" in capsys.readouterr().err
+    assert main(["--metrics", str(paths[0]), "--settings", '{"bootstrap_sample": 1}',
+                 "--out-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m liverbench.evaluation.tables: evaluation.bootstrap_sample")
+
+
+def test_defaults_come_from_the_evaluation_settings(metric_files, tmp_path):
+    paths, _ = metric_files
+    write_tables(paths, {"seed": 7}, tmp_path / "out")
+    ext = (tmp_path / "out" / "table_extended.md").read_text()
+    assert f"({Settings().bootstrap_samples} resamples, seeded)" in ext
+    assert "against regsegnet" in ext
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -8,9 +8,11 @@
         --labels P1/ncect_liver.nii.gz ... --val-images ... --val-labels ... \
         --out models/deepmedic/model.pt --losses models/deepmedic/losses.csv
     python -m baselines.deepmedic predict --settings '{...}' --model model.pt \
-        --pairs P1__P1 ... --inputs prep/P1/ncect.nii.gz ... \
-        --references data/P1/ncect.nii.gz ... --outputs pred/P1__P1.nii.gz ... \
+        --pairs P1__P1 ... --images prep/P1/ncect.nii.gz ... \
+        --references data/P1/ncect.nii.gz ... --predictions pred/P1__P1.nii.gz ... \
         --runtimes runtime/P1__P1.json ...
+
+Per-pair lists of `predict` are aligned with `--pairs` (one entry each, same order).
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ import torch
 
 from baselines.deepmedic.predict import predict_cases
 from baselines.deepmedic.sampling import load_volumes
-from baselines.deepmedic.settings import Settings
-from baselines.deepmedic.train import DEFAULT_SEED, STAGES, train_stage
-from liverbench.data.io import ImageError
+from baselines.deepmedic.settings import SECTION, Settings
+from baselines.deepmedic.train import STAGES, train_stage
+from liverbench.cli import aligned, run_cli
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m baselines.deepmedic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train one stage (pretrain or finetune)")
     train.add_argument("--stage", choices=STAGES, required=True)
-    train.add_argument("--settings", help="the deepmedic config section as JSON")
+    train.add_argument("--settings", help="the deepmedic config section: JSON or a file")
     train.add_argument("--images", nargs="+", required=True, help="preprocessed images")
     train.add_argument("--labels", nargs="+", required=True, help="liver masks, one per image")
     train.add_argument("--val-images", nargs="*", default=[])
@@ -45,49 +47,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--losses", help="loss CSV to write (all stages so far)")
     train.add_argument("--checkpoint", help="checkpoint file (default: OUT.checkpoint)")
     train.add_argument("--threads", type=int, help="CPU threads (default: settings.threads)")
-    train.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                       help="the project's seed, used when settings.seed is null")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=run_train)
 
     predict = commands.add_parser("predict", help="segment nCECT volumes, timed per pair")
-    predict.add_argument("--settings", help="the deepmedic config section as JSON")
+    predict.add_argument("--settings", help="the deepmedic config section: JSON or a file")
     predict.add_argument("--model", required=True)
-    predict.add_argument("--pairs", nargs="+", required=True, help="pair ids, for the records")
-    predict.add_argument("--inputs", nargs="+", required=True, help="preprocessed nCECT")
-    predict.add_argument("--references", nargs="+", required=True, help="original nCECT")
-    predict.add_argument("--outputs", nargs="+", required=True, help="masks to write")
+    predict.add_argument("--pairs", nargs="+", required=True, help="pair ids MOVING__FIXED")
+    predict.add_argument("--images", nargs="+", required=True,
+                         help="working-grid nCECT of each pair's fixed patient")
+    predict.add_argument("--references", nargs="+", required=True,
+                         help="original nCECT of each pair's fixed patient (output geometry)")
+    predict.add_argument("--predictions", nargs="+", required=True, help="liver masks to write")
     predict.add_argument("--runtimes", nargs="+", required=True, help="runtime JSONs to write")
     predict.add_argument("--threads", type=int, help="CPU threads (default: settings.threads)")
-    return parser.parse_args(argv)
+    predict.set_defaults(func=run_predict)
+    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def setup(args: argparse.Namespace) -> Settings:
+    """Settings from --settings; logging and torch threads for either command."""
+    settings = Settings.from_text(args.settings, section=SECTION)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        settings = Settings.from_json(args.settings)
-        torch.set_num_threads(args.threads or settings.threads)
-        # Denormal floats take a slow path on x86 CPUs; flushing them to zero changes no
-        # result that matters.
-        torch.set_flush_denormal(True)
-        if args.command == "train":
-            run_train(args, settings)
-        else:
-            predict_cases(args.model, settings, args.pairs, args.inputs, args.references,
-                          args.outputs, args.runtimes)
-    except (ImageError, ValueError, FileNotFoundError) as error:
-        print(f"deepmedic: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    torch.set_num_threads(args.threads or settings.threads)
+    # Denormal floats take a slow path on x86 CPUs; flushing them to zero changes no result
+    # that matters.
+    torch.set_flush_denormal(True)
+    return settings
 
 
-def run_train(args: argparse.Namespace, settings: Settings) -> None:
+def run_train(args: argparse.Namespace) -> None:
+    settings = setup(args)
     if args.stage == "finetune" and not args.init:
         logging.warning("fine-tuning without --init: training from scratch")
     train_volumes = load_volumes(args.images, args.labels)
     val_volumes = load_volumes(args.val_images, args.val_labels)
     train_stage(
-        settings.with_seed(args.seed),
+        settings,
         args.stage,
         train_volumes,
         args.out,
@@ -98,6 +94,15 @@ def run_train(args: argparse.Namespace, settings: Settings) -> None:
         fingerprint={"images": args.images, "labels": args.labels},
         progress=not args.no_progress,
     )
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    jobs = aligned(args, "pairs", "images", "references", "predictions", "runtimes")
+    predict_cases(args.model, setup(args), jobs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("python -m baselines.deepmedic", build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -20,38 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class Architecture:
-    """Hyper-parameters that fix the network; stored in every checkpoint."""
-
-    feature_maps: tuple[int, ...] = (30, 30, 40, 40, 40, 40, 50, 50)
-    residual_layers: tuple[int, ...] = (4, 6, 8)
-    subsample_factors: tuple[int, ...] = (3,)
-    fc: tuple[int, ...] = (150, 150)
-    dropout: float = 0.5
-    kernel: int = 3
-    in_channels: int = 1
-    classes: int = 2
-
-    def validate(self) -> None:
-        if not self.feature_maps or min(self.feature_maps) < 1:
-            raise ValueError(f"feature_maps must be positive, got {self.feature_maps}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be odd, got {self.kernel}")
-        layers = len(self.feature_maps)
-        for layer in self.residual_layers:
-            if not 2 <= layer <= layers:
-                raise ValueError(
-                    f"residual layer {layer} out of range: residual connections add the input of "
-                    f"layer i-1 to the output of layer i, so 2 <= i <= {layers}"
-                )
-        if any(f < 2 for f in self.subsample_factors):
-            raise ValueError(f"subsample_factors must be >= 2, got {self.subsample_factors}")
-        if any(c < 1 for c in self.fc) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"fc sizes must be positive and dropout in [0, 1): {self}")
-        if self.in_channels < 1 or self.classes < 2:
-            raise ValueError("in_channels must be >= 1 and classes >= 2")
+from baselines.deepmedic.settings import Architecture
 
 
 @dataclass(frozen=True)
@@ -137,6 +106,13 @@ class Geometry:
                     f"size that is a multiple of {self.alignment}, e.g. input "
                     f"{self.input_size(self.valid_output_size(self.output_size(size)))}"
                 )
+
+
+def torch_device(name: str) -> torch.device:
+    """The settings' `device` as a torch device; "auto" is CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 class ConvLayer(nn.Module):

@@ -12,15 +12,15 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from baselines.deepmedic.checkpoints import load_model
-from baselines.deepmedic.model import DeepMedic
+from baselines.deepmedic.checkpoint import load_model
+from baselines.deepmedic.model import DeepMedic, torch_device
 from baselines.deepmedic.sampling import Volume, load_volume
 from baselines.deepmedic.settings import Settings
 from liverbench.data.io import read_image, write_image
@@ -110,32 +110,26 @@ def device_name(device: torch.device) -> str:
     return "cpu"
 
 
-def predict_cases(
-    model_path: str | os.PathLike,
-    settings: Settings,
-    pairs: Sequence[str],
-    inputs: Sequence[str | os.PathLike],
-    references: Sequence[str | os.PathLike],
-    outputs: Sequence[str | os.PathLike],
-    runtimes: Sequence[str | os.PathLike],
-) -> None:
-    """Segment each preprocessed nCECT in `inputs` and write its mask in the geometry of the
-    matching original nCECT in `references`, with one runtime record per pair.
+PathLike = str | os.PathLike
+# One test pair: its id, the working-grid nCECT, the original nCECT, the mask and runtime to write.
+PairJob = tuple[str, PathLike, PathLike, PathLike, PathLike]
+
+
+def predict_cases(model_path: PathLike, settings: Settings, jobs: Iterable[PairJob]) -> None:
+    """For each (pair, image, reference, prediction, runtime): segment the working-grid nCECT
+    `image` and write its mask in the geometry of the original nCECT `reference`, with the
+    pair's runtime record.
 
     seconds_method: network and post-processing (largest component, mapping back), after a
     warm-up forward; seconds_total: the whole per-pair call (reading to writing).
     """
-    lengths = {len(pairs), len(inputs), len(references), len(outputs), len(runtimes)}
-    if len(lengths) != 1:
-        raise ValueError("pairs, inputs, references, outputs and runtimes differ in length")
-    device = settings.torch_device()
+    device = torch_device(settings.device)
     with Stopwatch() as loading:
         model, _ = load_model(model_path, device)
         _warm_up(model, settings.segment_infer, device)
-    for pair, source, reference, output, runtime in zip(pairs, inputs, references, outputs,
-                                                        runtimes):
+    for pair, image_path, reference, output, runtime in jobs:
         with Stopwatch() as total:
-            volume = load_volume(source)
+            volume = load_volume(image_path)
             original = read_image(reference)
             with Stopwatch() as method:
                 mask = segment(model, volume, settings.segment_infer, device)

@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from liverbench.data.io import ImageError, read_image, read_mask
+from liverbench.errors import InputError
 
 # Preprocessed CT is clipped to a HU window and scaled to [0, 1]; 0 is air (and anything below
 # the window), so the body is what lies above it.
@@ -66,7 +67,7 @@ def load_volume(image_path: str | os.PathLike, label_path: str | os.PathLike | N
 
 def load_volumes(images: Sequence[str], labels: Sequence[str]) -> list[Volume]:
     if len(images) != len(labels):
-        raise ValueError(f"got {len(images)} images but {len(labels)} labels; give one label each")
+        raise InputError(f"got {len(images)} images but {len(labels)} labels; give one label each")
     return [load_volume(image, label) for image, label in zip(images, labels)]
 
 
@@ -82,7 +83,7 @@ class SegmentSampler:
                  output_size: Sequence[int], foreground_fraction: float,
                  rng: np.random.Generator) -> None:
         if not volumes:
-            raise ValueError("no training volumes given")
+            raise InputError("no training volumes given")
         self.input_size = tuple(int(s) for s in input_size)
         self.output_size = tuple(int(s) for s in output_size)
         self.margin = tuple((i - o) // 2 for i, o in zip(self.input_size, self.output_size))
@@ -92,11 +93,11 @@ class SegmentSampler:
         self.foreground = []
         for volume in self.volumes:
             if volume.label is None:
-                raise ValueError(f"{volume.name}: a training volume needs a label")
+                raise InputError(f"{volume.name}: a training volume needs a label")
             if not volume.label.any():
-                raise ValueError(f"{volume.name}: the liver label is empty")
+                raise ImageError(f"{volume.name}: the liver label is empty")
             if volume.label.all():
-                raise ValueError(f"{volume.name}: the liver label covers the whole volume")
+                raise ImageError(f"{volume.name}: the liver label covers the whole volume")
             self.foreground.append(np.flatnonzero(volume.label).astype(np.int32))
 
     def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

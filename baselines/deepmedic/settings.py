@@ -1,30 +1,69 @@
-"""The `deepmedic:` config section, parsed once into typed settings with clear errors.
+"""The `deepmedic:` config section as typed settings (torch-free: the workflow imports it).
 
 Defaults are the paper-scale values (DeepMedic's published configuration); the scale blocks of
-config.yaml shrink them for the demo and smoke runs. Unknown keys are refused so that a typo in
-config.yaml never silently falls back to a default.
+config.yaml shrink them for the demo and smoke runs. The network's hyper-parameters
+(`Architecture`, stored in every model file) sit FLAT in the config section beside the training
+settings: `prepare` nests them, `to_dict` flattens them back, so
+`Settings.from_mapping(settings.to_dict()) == settings`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-import torch
+from liverbench.settings import SettingsBase
 
-from baselines.deepmedic.model import Architecture
+SECTION = "deepmedic"
 
 
 @dataclass(frozen=True)
-class Settings:
+class Architecture(SettingsBase):
+    """Hyper-parameters that fix the network; stored in every model file."""
+
+    feature_maps: tuple[int, ...] = (30, 30, 40, 40, 40, 40, 50, 50)
+    residual_layers: tuple[int, ...] = (4, 6, 8)
+    subsample_factors: tuple[int, ...] = (3,)
+    fc: tuple[int, ...] = (150, 150)
+    dropout: float = 0.5
+    kernel: int = 3
+    in_channels: int = 1
+    classes: int = 2
+
+    def validate(self) -> None:
+        self.check(bool(self.feature_maps) and min(self.feature_maps) >= 1, "feature_maps",
+                   f"must be positive, got {self.feature_maps}")
+        self.check(self.kernel >= 1 and self.kernel % 2 == 1, "kernel",
+                   f"must be odd, got {self.kernel}")
+        layers = len(self.feature_maps)
+        for layer in self.residual_layers:
+            self.check(2 <= layer <= layers, "residual_layers",
+                       f"layer {layer} out of range: residual connections add the input of "
+                       f"layer i-1 to the output of layer i, so 2 <= i <= {layers}")
+        self.check(all(f >= 2 for f in self.subsample_factors), "subsample_factors",
+                   f"must be >= 2, got {self.subsample_factors}")
+        self.check(all(c >= 1 for c in self.fc), "fc", f"sizes must be positive, got {self.fc}")
+        self.check(0.0 <= self.dropout < 1.0, "dropout", f"must lie in [0, 1), got {self.dropout}")
+        self.check(self.in_channels >= 1, "in_channels", "must be >= 1")
+        self.check(self.classes >= 2, "classes", "must be >= 2")
+
+    def validate_in(self, section: str) -> None:
+        """Name a problem by its flat config key (`deepmedic.kernel`), not the nested one."""
+        super().validate_in(section.removesuffix(".architecture"))
+
+
+ARCHITECTURE_KEYS = frozenset(f.name for f in fields(Architecture))
+
+
+@dataclass(frozen=True)
+class Settings(SettingsBase):
     """Everything the CLI needs besides paths.
 
     Segment sizes follow DeepMedic's convention: the size of the normal-resolution pathway's
     input (25³ for training, 45³ for inference in the original); the context pathways' larger
     inputs and the output size are derived from them (see `model.Geometry`). `seed` None
-    means the project's top-level seed (given to the CLI); `gpu` is only read by the
-    scheduler (the GPUs a training job asks for).
+    means the project's top-level seed (config resolution fills it in; `train.DEFAULT_SEED`
+    for a direct call); `gpu` is only read by the scheduler (the GPUs a training job asks for).
     """
 
     architecture: Architecture = field(default_factory=Architecture)
@@ -44,69 +83,39 @@ class Settings:
     gpu: int = 0
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any]) -> Settings:
-        """Build from the config section (architecture keys sit flat beside the others)."""
-        arch_keys = {f.name for f in fields(Architecture)}
-        own_keys = {f.name for f in fields(cls)} - {"architecture"}
-        unknown = set(section) - arch_keys - own_keys
-        if unknown:
-            known = ", ".join(sorted(arch_keys | own_keys))
-            raise ValueError(
-                f"deepmedic settings: unknown key(s) {sorted(unknown)}; known: {known}"
-            )
-        arch_values = {k: _tuple(v) for k, v in section.items() if k in arch_keys}
-        own_values = {k: _tuple(v) for k, v in section.items() if k in own_keys}
-        settings = cls(architecture=Architecture(**arch_values), **own_values)
-        settings.validate()
-        return settings
+    def prepare(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Nest the flat architecture keys; an explicit `architecture` (a mapping or an
+        `Architecture`, as `replace(architecture=...)` gives) wins over flat keys."""
+        nested = {key: raw.pop(key) for key in list(raw) if key in ARCHITECTURE_KEYS}
+        explicit = raw.pop("architecture", None)
+        if isinstance(explicit, Architecture):
+            explicit = explicit.to_dict()
+        if isinstance(explicit, dict):
+            nested.update(explicit)
+        elif explicit is not None:
+            raw["architecture"] = explicit  # not a mapping: let the base class refuse it
+        if nested:
+            raw["architecture"] = nested
+        return raw
 
-    @classmethod
-    def from_json(cls, text: str | None) -> Settings:
-        if not text:
-            return cls()
-        try:
-            section = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--settings is not valid JSON: {error}") from error
-        if not isinstance(section, dict):
-            raise ValueError("--settings must be a JSON object (the deepmedic config section)")
-        return cls.from_dict(section)
+    def to_dict(self) -> dict[str, Any]:
+        """The config section's flat form (architecture keys beside the others)."""
+        values = super().to_dict()
+        return {**values.pop("architecture"), **values}
 
     def validate(self) -> None:
-        self.architecture.validate()
         for name in ("segment_train", "segment_infer"):
             value = getattr(self, name)
-            if len(value) != 3 or min(value) < 1:
-                raise ValueError(
-                    f"deepmedic settings: {name} must be 3 positive sizes, got {value}"
-                )
-        positive = ("batch_size", "iterations_pretrain", "iterations_finetune", "validate_every",
-                    "checkpoint_every", "threads")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"deepmedic settings: {name} must be >= 1, got {getattr(self, name)}"
-                )
-        if not 0.0 <= self.foreground_fraction <= 1.0:
-            raise ValueError("deepmedic settings: foreground_fraction must lie in [0, 1]")
-        if self.gpu < 0 or (self.seed is not None and self.seed < 0):
-            raise ValueError("deepmedic settings: gpu and seed must be >= 0")
-        if self.lr <= 0 or self.lr_finetune <= 0:
-            raise ValueError("deepmedic settings: learning rates must be positive")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(
-                f"deepmedic settings: device must be auto, cpu or cuda[:N], got {self.device}"
-            )
-
-    def with_seed(self, default: int) -> Settings:
-        """These settings with `seed` set to `default` if the section leaves it None."""
-        return self if self.seed is not None else replace(self, seed=default)
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-
-def _tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+            self.check(len(value) == 3 and min(value) >= 1, name,
+                       f"must be 3 positive sizes, got {value}")
+        for name in ("batch_size", "iterations_pretrain", "iterations_finetune",
+                     "validate_every", "checkpoint_every", "threads"):
+            self.check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+        self.check(0.0 <= self.foreground_fraction <= 1.0, "foreground_fraction",
+                   "must lie in [0, 1]")
+        self.check(self.gpu >= 0, "gpu", "must be >= 0")
+        self.check(self.seed is None or self.seed >= 0, "seed", "must be >= 0 or null")
+        for name in ("lr", "lr_finetune"):
+            self.check(getattr(self, name) > 0, name, "must be positive")
+        self.check(self.device in ("auto", "cpu") or self.device.startswith("cuda"), "device",
+                   f"must be auto, cpu or cuda[:N], got {self.device}")

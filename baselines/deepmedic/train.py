@@ -16,7 +16,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from baselines.deepmedic.checkpoints import (
+from baselines.deepmedic.checkpoint import (
+    CheckpointError,
     load_payload,
     load_pretrained,
-    plain,
     save_model,
     save_payload,
 )
-from baselines.deepmedic.model import DeepMedic
+from baselines.deepmedic.model import DeepMedic, torch_device
 from baselines.deepmedic.predict import segment
 from baselines.deepmedic.sampling import IGNORE, SegmentSampler, Volume
 from baselines.deepmedic.settings import Settings
@@ -44,7 +43,7 @@ log = logging.getLogger(__name__)
 STAGES = ("pretrain", "finetune")
 # Settings that do not change what is learned: a checkpoint resumes across changes of these.
 RUNTIME_ONLY = ("device", "threads", "gpu", "validate_every", "checkpoint_every")
-DEFAULT_SEED = 2024
+DEFAULT_SEED = 2024  # the project's seed, for a direct call whose settings leave `seed` null
 # One row per iteration; `epoch` counts blocks of `validate_every` iterations, continuing
 # across stages, so a plot of the per-epoch means shows both stages one after the other.
 LOSS_COLUMNS = ("stage", "epoch", "iteration", "loss", "lr", "seconds", "val_dsc")
@@ -100,8 +99,9 @@ def train_stage(
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     total = settings.iterations_pretrain if stage == "pretrain" else settings.iterations_finetune
     base_lr = settings.lr if stage == "pretrain" else settings.lr_finetune
-    device = settings.torch_device()
-    settings = settings.with_seed(DEFAULT_SEED)
+    device = torch_device(settings.device)
+    if settings.seed is None:
+        settings = settings.replace(seed=DEFAULT_SEED)
     stage_seed = settings.seed + STAGES.index(stage)
     torch.manual_seed(stage_seed)
     rng = np.random.default_rng(stage_seed)
@@ -118,9 +118,9 @@ def train_stage(
     loss_function = nn.CrossEntropyLoss(ignore_index=IGNORE)
 
     checkpoint_path = Path(checkpoint_path or f"{out_path}.checkpoint")
-    learned = {k: v for k, v in asdict(settings).items() if k not in RUNTIME_ONLY}
-    identity = plain({"settings": learned, "stage": stage, "data": fingerprint,
-                      "init": str(init_path) if init_path else None})
+    learned = {k: v for k, v in settings.to_dict().items() if k not in RUNTIME_ONLY}
+    identity = {"settings": learned, "stage": stage, "data": fingerprint,
+                "init": str(init_path) if init_path else None}
     start, history = _resume(checkpoint_path, identity, model, optimiser, sampler, history)
     log.info("%s: segments %s -> %s, receptive field %d, %d iterations from %d",
              stage, input_size, output_size, model.geometry.receptive_field, total, start)
@@ -158,7 +158,7 @@ def train_stage(
             on_iteration(iteration)
     bar.close()
 
-    save_model(out_path, model, stage, history, asdict(settings))
+    save_model(out_path, model, stage, history, settings.to_dict())
     if losses_path is not None:
         write_losses(history, losses_path)
     checkpoint_path.unlink(missing_ok=True)
@@ -180,7 +180,7 @@ def _resume(path: Path, identity: Any, model: DeepMedic, optimiser: torch.optim.
         return 0, history
     try:
         saved = load_payload(path)
-    except ValueError as error:
+    except CheckpointError as error:
         log.warning("ignoring unreadable checkpoint: %s", error)
         return 0, history
     if saved.get("identity") != identity:

@@ -1,21 +1,24 @@
 """Command line: `python -m baselines.elastix_cnn register ...` (phases 2-4 of Elastix + CNN).
 
     python -m baselines.elastix_cnn register --settings '{...}' --threads 2 \
-        --cases EXP/data/h108 --pairs P003__P003 ... \
-        --cect-liver-dir EXP/elastix_cnn/cect_liver \
-        --cect-runtime-dir EXP/elastix_cnn/cect_liver_runtime \
-        --ncect-liver-dir EXP/predictions/nnunet_ncect \
-        --ncect-runtime-dir EXP/runtime/nnunet_ncect \
-        --out-dir EXP/predictions/elastix_cnn --runtime-dir EXP/runtime/elastix_cnn \
+        --pairs P003__P003 ... \
+        --cect EXP/data/h108/P003/cect.nii.gz ... --ncect EXP/data/h108/P003/ncect.nii.gz ... \
+        --cect-liver EXP/elastix_cnn/cect_liver/P003__P003.nii.gz ... \
+        --ncect-liver EXP/predictions/nnunet_ncect/P003__P003.nii.gz ... \
+        --cect-runtimes EXP/elastix_cnn/cect_liver_runtime/P003__P003.json ... \
+        --ncect-runtimes EXP/runtime/nnunet_ncect/P003__P003.json ... \
+        --predictions EXP/predictions/elastix_cnn/P003__P003.nii.gz ... \
+        --runtimes EXP/runtime/elastix_cnn/P003__P003.json ... \
         --transforms-dir EXP/elastix_cnn/transforms
 
-Phase 1 (nnU-Net liver masks of each pair's CECT and nCECT, `{pair}.nii.gz` in the two liver
-folders) comes from `python -m baselines.nnunet predict`; its runtime records (`{pair}.json`)
-are added to this method's time when given. Per pair: the dilated nCECT mask restricts the
-fixed image, the CECT liver the moving one; elastix registers CECT to nCECT (rigid, then
-B-spline); transformix carries the CECT liver to the nCECT grid. The input parameter maps,
-elastix's result transform and its log are kept in `{transforms-dir}/{pair}/`. All pairs run
-in one process: loading elastix costs seconds once, and every pair is timed on its own.
+Every per-pair list is aligned with `--pairs`. Phase 1 (nnU-Net liver masks of each pair's
+original CECT and nCECT) comes from `python -m baselines.nnunet predict`; its runtime records
+are added to this method's time when given (both lists, or neither). Per pair: the dilated
+nCECT mask restricts the fixed image, the CECT liver the moving one; elastix registers CECT
+to nCECT (rigid, then B-spline); transformix carries the CECT liver to the nCECT grid. The
+input parameter maps, elastix's result transform and its log are kept in
+`{transforms-dir}/{pair}/`. All pairs run in one process: loading elastix costs seconds once,
+and every pair is timed on its own. Bad input exits with status 2 and one line.
 """
 
 from __future__ import annotations
@@ -25,47 +28,53 @@ import sys
 from pathlib import Path
 
 from baselines.elastix_cnn.settings import Settings
-from liverbench.data.io import ImageError
+from liverbench.cli import aligned, run_cli
+
+PROG = "python -m baselines.elastix_cnn"
+PER_PAIR = {  # option -> help, in the order of PairFiles' fields after `pair`
+    "cect": "the moving patient's original CECT",
+    "ncect": "the fixed patient's original nCECT",
+    "cect_liver": "nnU-Net's CECT liver mask (moving mask, and what is propagated)",
+    "ncect_liver": "the coarse nCECT liver mask (fixed mask, dilated)",
+    "predictions": "the registered liver mask to write (nCECT geometry)",
+    "runtimes": "the runtime record to write (JSON)",
+    "cect_runtimes": "runtime record of the CECT segmentation (phase 1; optional)",
+    "ncect_runtimes": "runtime record of the nCECT segmentation (phase 1; optional)",
+}
+OPTIONAL = ("cect_runtimes", "ncect_runtimes")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m baselines.elastix_cnn", description=__doc__,
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     register = commands.add_parser("register", help="register and propagate, per pair")
-    register.add_argument("--settings", help="the elastix_cnn config section as JSON")
+    register.add_argument("--settings", help="the elastix_cnn config section (JSON, or a "
+                          "JSON/YAML file)")
     register.add_argument("--threads", type=int, help="elastix threads (default: settings)")
-    register.add_argument("--cases", type=Path, required=True, help="standardized case folders")
-    register.add_argument("--pairs", nargs="+", required=True)
-    register.add_argument("--cect-liver-dir", type=Path, required=True,
-                          help="nnU-Net CECT liver masks, {pair}.nii.gz (moving mask, propagated)")
-    register.add_argument("--ncect-liver-dir", type=Path, required=True,
-                          help="coarse nCECT liver masks, {pair}.nii.gz (fixed mask, dilated)")
-    register.add_argument("--cect-runtime-dir", type=Path, help="runtime records of phase 1")
-    register.add_argument("--ncect-runtime-dir", type=Path, help="runtime records of phase 1")
-    register.add_argument("--out-dir", type=Path, required=True)
-    register.add_argument("--runtime-dir", type=Path, required=True)
-    register.add_argument("--transforms-dir", type=Path, required=True)
-    return parser.parse_args(argv)
+    register.add_argument("--pairs", nargs="+", required=True, help="pair ids MOVING__FIXED")
+    for name, text in PER_PAIR.items():
+        register.add_argument(f"--{name.replace('_', '-')}", nargs="+", type=Path,
+                              required=name not in OPTIONAL, help=f"per pair: {text}")
+    register.add_argument("--transforms-dir", type=Path, required=True,
+                          help="parameter maps, result transform and elastix log per pair")
+    register.set_defaults(func=_register)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from baselines.elastix_cnn.pipeline import PairPaths, register_pairs
-    from baselines.elastix_cnn.registration import RegistrationError
+    return run_cli(PROG, build_parser(), argv)
 
-    try:
-        settings = Settings.from_json(args.settings)
-        paths = PairPaths(
-            cases=args.cases, cect_liver=args.cect_liver_dir, ncect_liver=args.ncect_liver_dir,
-            cect_runtime=args.cect_runtime_dir, ncect_runtime=args.ncect_runtime_dir,
-            out=args.out_dir, runtime=args.runtime_dir, transforms=args.transforms_dir,
-        )
-        register_pairs(args.pairs, paths, settings, args.threads or settings.threads)
-    except (ImageError, RegistrationError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+def _register(args: argparse.Namespace) -> None:
+    settings = Settings.from_text(args.settings, section="elastix_cnn")
+    names = ["pairs", *PER_PAIR]
+    if args.cect_runtimes is None and args.ncect_runtimes is None:
+        names = [name for name in names if name not in OPTIONAL]
+    from baselines.elastix_cnn.predict import PairFiles, register_pairs
+
+    jobs = [PairFiles(*row) for row in aligned(args, *names)]
+    register_pairs(jobs, settings, args.threads or settings.threads, args.transforms_dir)
 
 
 if __name__ == "__main__":

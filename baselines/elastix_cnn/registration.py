@@ -22,12 +22,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from baselines.elastix_cnn.parameters import ParameterMap, for_labels
+from liverbench.errors import InputError
 
 AIR_HU = -1000.0
 
 
-class RegistrationError(RuntimeError):
-    """elastix failed, or its result is not a usable liver mask; the message says which."""
+class RegistrationError(InputError):
+    """elastix failed, or its result is not a usable liver mask; the message says which.
+
+    An input error: the images or phase-1 masks of the pair (named first) cannot be registered,
+    so the command line reports it in one line rather than as a crash."""
 
 
 def configure_threads(threads: int) -> None:

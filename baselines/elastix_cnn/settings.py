@@ -1,23 +1,24 @@
-"""The `elastix_cnn:` config section, parsed once into typed settings with clear errors.
+"""The `elastix_cnn:` config section as typed settings (`liverbench.settings.SettingsBase`).
 
 The defaults are the published values of Luu et al. 2023 (the `paper` scale): a rigid Euler
 stage and a B-spline stage, each with 5 resolutions, 500 iterations and 2048 random samples,
 Mattes mutual information with 32 bins, bending-energy weight 200, 10 mm final grid. The demo
 and smoke scales use fewer resolutions, iterations and samples. Schedules are given per
-resolution as (x, y, z) triples, the order of elastix parameter files.
+resolution as (x, y, z) triples, the order of elastix parameter files. A partial stage
+mapping (e.g. only `iterations`) keeps that stage's own default schedule.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+
+from liverbench.settings import SettingsBase
 
 Triple = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
-class Stage:
+class Stage(SettingsBase):
     """One elastix stage. `schedule`: per resolution, the rigid stage's shrink factors or the
     B-spline stage's smoothing factors (Gaussian sigma = 0.5 x factor x voxel spacing, no
     downsampling, i.e. elastix's smoothing pyramid; a factor may be fractional, e.g. 0.5)."""
@@ -26,18 +27,13 @@ class Stage:
     iterations: int = 500
     samples: int = 2048
 
-    def validate(self, name: str, integral: bool) -> None:
-        if not self.schedule:
-            raise ValueError(f"elastix_cnn settings: {name}.schedule needs >= 1 resolution")
+    def validate(self) -> None:
+        self.check(bool(self.schedule), "schedule", "needs >= 1 resolution")
         for level in self.schedule:
-            if len(level) != 3 or min(level) <= 0:
-                raise ValueError(f"elastix_cnn settings: {name}.schedule entries must be 3 "
-                                 f"positive factors (x, y, z), got {list(level)}")
-            if integral and any(float(f) != int(f) for f in level):
-                raise ValueError(f"elastix_cnn settings: {name}.schedule shrink factors must be "
-                                 f"whole numbers, got {list(level)}")
-        if self.iterations < 1 or self.samples < 1:
-            raise ValueError(f"elastix_cnn settings: {name}.iterations and .samples must be >= 1")
+            self.check(len(level) == 3 and min(level) > 0, "schedule",
+                       f"entries must be 3 positive factors (x, y, z), got {list(level)}")
+        self.check(self.iterations >= 1, "iterations", "must be >= 1")
+        self.check(self.samples >= 1, "samples", "must be >= 1")
 
     @property
     def resolutions(self) -> int:
@@ -53,7 +49,7 @@ def _bspline() -> Stage:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     rigid: Stage = field(default_factory=_rigid)
     bspline: Stage = field(default_factory=_bspline)
     bins: int = 32
@@ -64,57 +60,15 @@ class Settings:
     min_volume_ratio: float = 0.5
     threads: int = 2
 
-    @classmethod
-    def from_dict(cls, section: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise ValueError(f"elastix_cnn settings: unknown key(s) {sorted(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-        values = dict(section)
-        for name, default in (("rigid", _rigid()), ("bspline", _bspline())):
-            if name in values:
-                values[name] = _stage(values[name], default, name)
-        settings = cls(**values)
-        settings.validate()
-        return settings
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Settings:
-        if not text:
-            return cls()
-        try:
-            section = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--settings is not valid JSON: {error}") from error
-        if not isinstance(section, dict):
-            raise ValueError("--settings must be a JSON object (the elastix_cnn config section)")
-        return cls.from_dict(section)
-
     def validate(self) -> None:
-        self.rigid.validate("rigid", integral=True)
-        self.bspline.validate("bspline", integral=False)
-        if self.bins < 4:
-            raise ValueError(f"elastix_cnn settings: bins must be >= 4, got {self.bins}")
-        if self.grid_spacing_mm <= 0 or self.bending_weight < 0:
-            raise ValueError("elastix_cnn settings: grid_spacing_mm must be > 0 and "
-                             "bending_weight >= 0")
-        if self.fixed_mask_dilation_mm < 0 or self.moving_mask_dilation_mm < 0:
-            raise ValueError("elastix_cnn settings: mask dilations must be >= 0 mm")
-        if not 0 < self.min_volume_ratio <= 1:
-            raise ValueError("elastix_cnn settings: min_volume_ratio must lie in (0, 1]")
-        if self.threads < 1:
-            raise ValueError("elastix_cnn settings: threads must be >= 1")
-
-
-def _stage(value: Any, default: Stage, name: str) -> Stage:
-    if not isinstance(value, dict):
-        raise ValueError(f"elastix_cnn settings: {name} must be a mapping, got {value!r}")
-    known = {f.name for f in fields(Stage)}
-    unknown = set(value) - known
-    if unknown:
-        raise ValueError(f"elastix_cnn settings: unknown key(s) {sorted(unknown)} in {name}; "
-                         f"known: {', '.join(sorted(known))}")
-    merged = {f.name: getattr(default, f.name) for f in fields(Stage)} | value
-    merged["schedule"] = tuple(tuple(level) for level in merged["schedule"])
-    return Stage(**merged)
+        # elastix's recursive pyramid (the rigid stage) shrinks by whole factors only.
+        for level in self.rigid.schedule:
+            self.check(all(float(f) == int(f) for f in level), "rigid.schedule",
+                       f"shrink factors must be whole numbers, got {list(level)}")
+        self.check(self.bins >= 4, "bins", f"must be >= 4, got {self.bins}")
+        self.check(self.grid_spacing_mm > 0, "grid_spacing_mm", "must be > 0")
+        self.check(self.bending_weight >= 0, "bending_weight", "must be >= 0")
+        for key in ("fixed_mask_dilation_mm", "moving_mask_dilation_mm"):
+            self.check(getattr(self, key) >= 0, key, "must be >= 0 mm")
+        self.check(0 < self.min_volume_ratio <= 1, "min_volume_ratio", "must lie in (0, 1]")
+        self.check(self.threads >= 1, "threads", "must be >= 1")

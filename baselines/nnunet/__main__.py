@@ -2,18 +2,25 @@
 
     python -m baselines.nnunet prepare --root EXP/nnunet --settings '{...}' --threads 2 \
         --msd-cases EXP/data/msd/liver_0 ... --train-cases EXP/data/h108/P001 ... \
-        --val-cases EXP/data/h108/P007 ... --summary EXP/models/nnunet/configuration.json
+        --val-cases EXP/data/h108/P007 ... --targets cect ncect \
+        --summary EXP/models/nnunet/configuration.json
     python -m baselines.nnunet pretrain --root EXP/nnunet --settings '{...}' --target cect \
-        --out EXP/models/nnunet/pretrain_cect.json
-    python -m baselines.nnunet train --root EXP/nnunet --settings '{...}' --target cect \
-        --pretrained EXP/models/nnunet/pretrain_cect.json --out EXP/models/nnunet/cect.json
-    python -m baselines.nnunet predict --settings '{...}' --model EXP/models/nnunet/ncect.json \
-        --image ncect --cases EXP/data/h108 --pairs P003__P003 ... --method nnunet_ncect \
-        --out-dir EXP/predictions/nnunet_ncect --runtime-dir EXP/runtime/nnunet_ncect
+        --seed 0 --out EXP/models/nnunet/pretrain_cect.json \
+        --losses EXP/models/nnunet/pretrain_cect_losses.csv
+    python -m baselines.nnunet train --root EXP/nnunet --settings '{...}' --target ncect \
+        --seed 0 --pretrained EXP/models/nnunet/pretrain_cect.json \
+        --out EXP/models/nnunet/ncect.json --losses EXP/models/nnunet/ncect_losses.csv
+    python -m baselines.nnunet predict --settings '{...}' --threads 2 \
+        --model EXP/models/nnunet/ncect.json --method nnunet_ncect --pairs P003__P003 ... \
+        --images EXP/data/h108/P003/ncect.nii.gz ... \
+        --predictions EXP/predictions/nnunet_ncect/P003__P003.nii.gz ... \
+        --runtimes EXP/runtime/nnunet_ncect/P003__P003.json ...
 
-`--image ncect` segments the nCECT of each pair's fixed patient, `--image cect` the CECT of
-its moving patient; each mask is written in the geometry of the image it segments.
-Model records (JSON) hold paths relative to the working directory, like every other path.
+`prepare` reads whole case folders (`cect`/`ncect` and their `_liver` masks). `predict` takes
+aligned per-pair lists: the original image to segment (the fixed patient's nCECT for
+nnunet_ncect, the moving patient's CECT for phase 1 of elastix_cnn), and where its mask (in
+that image's geometry) and runtime record go. Model records (JSON) hold paths relative to
+the working directory, like every other path. Bad input exits with status 2 and one line.
 """
 
 from __future__ import annotations
@@ -25,16 +32,21 @@ from pathlib import Path
 
 from baselines.nnunet.environment import configure
 from baselines.nnunet.settings import TARGETS, Settings
-from liverbench.data.io import ImageError, write_json, write_text
+from liverbench.cli import aligned, run_cli
+from liverbench.data.io import write_json, write_text
+from liverbench.errors import InputError
+
+PROG = "python -m baselines.nnunet"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m baselines.nnunet", description=__doc__,
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--settings", help="the nnunet config section as JSON")
+        command.add_argument("--settings", help="the nnunet config section (JSON, or a "
+                             "JSON/YAML file)")
         command.add_argument("--threads", type=int, help="CPU threads and worker processes "
                              "(default: settings.threads)")
 
@@ -49,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          help="cohort datasets to build (default: both)")
     prepare.add_argument("--summary", type=Path, required=True, help="JSON to write: datasets, "
                          "plans and the configuration chosen")
+    prepare.set_defaults(func=_prepare)
 
     for name, text in (("pretrain", "train on the pretraining cohort with a target's plans"),
                        ("train", "train (fine-tune) a target")):
@@ -62,59 +75,70 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if name == "train":
             command.add_argument("--pretrained", type=Path,
                                  help="model record of the pretraining (fine-tune from it)")
+        command.set_defaults(func=_train_command)
 
     predict = commands.add_parser("predict", help="segment one image per pair, timed per pair")
     common(predict)
     predict.add_argument("--model", type=Path, required=True, help="model record (JSON)")
-    predict.add_argument("--image", choices=TARGETS, required=True)
-    predict.add_argument("--cases", type=Path, required=True, help="standardized case folders")
-    predict.add_argument("--pairs", nargs="+", required=True)
     predict.add_argument("--method", required=True, help="method name for the runtime records")
-    predict.add_argument("--out-dir", type=Path, required=True)
-    predict.add_argument("--runtime-dir", type=Path, required=True)
-    return parser.parse_args(argv)
+    predict.add_argument("--pairs", nargs="+", required=True, help="pair ids MOVING__FIXED")
+    predict.add_argument("--images", nargs="+", type=Path, required=True,
+                         help="per pair: the original image to segment")
+    predict.add_argument("--predictions", nargs="+", type=Path, required=True,
+                         help="per pair: the liver mask to write (the image's geometry)")
+    predict.add_argument("--runtimes", nargs="+", type=Path, required=True,
+                         help="per pair: the runtime record to write (JSON)")
+    predict.set_defaults(func=_predict)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        settings = Settings.from_json(args.settings)
-        threads = args.threads or settings.threads
-        if args.command == "prepare":
-            configure(args.root, threads)
-            from baselines.nnunet.planning import prepare
+    return run_cli(PROG, build_parser(), argv)
 
-            summary = prepare(args.root, args.msd_cases, args.train_cases, args.val_cases,
-                              settings, threads, args.targets)
-            write_json(summary, args.summary)
-        elif args.command in ("pretrain", "train"):
-            configure(args.root, threads)
-            record = _train(args, settings)
-            if args.losses is not None:
-                _write_losses(record["history"], args.command, args.losses)
-            write_json(record, args.out)
-        else:
-            root = Path(_load_record(args.model)["model_folder"]).parents[2]
-            configure(root, threads)
-            from baselines.nnunet.prediction import predict_pairs
 
-            predict_pairs(_load_record(args.model), settings, args.image, args.cases,
-                          args.pairs, args.method, args.out_dir, args.runtime_dir, threads)
-    except (ImageError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+def _settings(args: argparse.Namespace) -> tuple[Settings, int]:
+    settings = Settings.from_text(args.settings, section="nnunet")
+    return settings, args.threads or settings.threads
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    settings, threads = _settings(args)
+    configure(args.root, threads)
+    from baselines.nnunet.planning import prepare
+
+    summary = prepare(args.root, args.msd_cases, args.train_cases, args.val_cases, settings,
+                      threads, args.targets)
+    write_json(summary, args.summary)
+
+
+def _train_command(args: argparse.Namespace) -> None:
+    settings, threads = _settings(args)
+    configure(args.root, threads)
+    record = _train(args, settings)
+    if args.losses is not None:
+        _write_losses(record["history"], args.command, args.losses)
+    write_json(record, args.out)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    settings, threads = _settings(args)
+    jobs = aligned(args, "pairs", "images", "predictions", "runtimes")
+    record = _load_record(args.model)
+    configure(Path(record["model_folder"]).parents[2], threads)
+    from baselines.nnunet.predict import predict_pairs
+
+    predict_pairs(record, settings, args.method, jobs, threads)
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> dict:
     from baselines.nnunet.planning import PLANS, pretraining_plans
-    from baselines.nnunet.training import resolve_device, train
+    from baselines.nnunet.train import resolve_device, train
 
     device = resolve_device(settings.device)
     mirroring = settings.use_mirroring(device.type)
     if args.command == "pretrain":
         if args.target not in settings.pretraining_sources():
-            raise ValueError(f"no target is pretrained with {args.target}'s plans (settings "
+            raise InputError(f"no target is pretrained with {args.target}'s plans (settings "
                              f"pretraining: {settings.pretraining})")
         return train(args.root, "msd", pretraining_plans(args.target), settings.configuration,
                      settings.pretrain, device=device, validate=settings.validate_after_training,
@@ -123,7 +147,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> dict:
     if args.pretrained is not None:
         pretrained = _load_record(args.pretrained)["checkpoint"]
     elif settings.pretraining.get(args.target) is not None:
-        raise ValueError(f"settings pretrain {args.target} from MSD "
+        raise InputError(f"settings pretrain {args.target} from MSD "
                          f"({settings.pretraining[args.target]}'s plans); pass --pretrained")
     return train(args.root, args.target, PLANS, settings.configuration, settings.train,
                  pretrained=pretrained, device=device,
@@ -143,7 +167,7 @@ def _load_record(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a model record ({error})") from error
+        raise InputError(f"{path}: not a model record ({error})") from error
 
 
 if __name__ == "__main__":

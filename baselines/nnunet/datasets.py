@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liverbench.data.io import read_image, read_mask, write_image, write_json
+from liverbench.errors import InputError
+from liverbench.layout import image_file
 
 # Dataset ids are local to one experiment's nnU-Net folders (results/EXP/nnunet/...).
 DATASETS = {
@@ -46,22 +48,23 @@ class Case:
 
 
 def cases_from_folders(folders: Sequence[str | os.PathLike], image: str) -> list[Case]:
-    """Cases from standardized case folders: `{folder}/{image}.nii.gz` and its `_liver` mask."""
+    """Cases from standardized case folders: the `image` of each and its `_liver` mask."""
     cases = [
-        Case(folder.name, folder / f"{image}.nii.gz", folder / f"{image}_liver.nii.gz")
-        for folder in map(Path, folders)
+        Case(Path(folder).name, Path(image_file(str(folder), image)),
+             Path(image_file(str(folder), f"{image}_liver")))
+        for folder in folders
     ]
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ValueError(f"case folders with the same name: {duplicates}")
+        raise InputError(f"case folders with the same name: {duplicates}")
     return cases
 
 
 def write_raw_dataset(raw_root: Path, key: str, cases: Sequence[Case], description: str) -> Path:
     """Write `raw_root/DatasetXXX_Name/` (imagesTr, labelsTr, dataset.json) from scratch."""
     if not cases:
-        raise ValueError(f"nnU-Net dataset {dataset_name(key)}: no cases")
+        raise InputError(f"nnU-Net dataset {dataset_name(key)}: no cases")
     folder = raw_root / dataset_name(key)
     if folder.exists():
         shutil.rmtree(folder)
@@ -101,7 +104,7 @@ def holdout_split(names: Sequence[str], fraction: float = 0.2) -> dict[str, list
 def write_split(preprocessed_root: Path, key: str, split: dict[str, list[str]]) -> Path:
     """nnU-Net's `splits_final.json` with one fold (fold 0): our split, not its 5-fold CV."""
     if not split["train"] or not split["val"]:
-        raise ValueError(f"{dataset_name(key)}: split needs training and validation cases, got "
+        raise InputError(f"{dataset_name(key)}: split needs training and validation cases, got "
                          f"{len(split['train'])} and {len(split['val'])}")
     path = preprocessed_root / dataset_name(key) / "splits_final.json"
     write_json([{"train": sorted(split["train"]), "val": sorted(split["val"])}], path)

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from liverbench.errors import InputError
+
 TRAINER_DIR = Path(__file__).resolve().parent / "trainers"
 SCHEDULE_VARIABLES = {
     "epochs": "REGSEGBENCH_NNUNET_EPOCHS",
@@ -37,7 +39,7 @@ def configure(root: str | os.PathLike, threads: int) -> None:
     the job was given; on a shared node that oversubscribes the CPU.
     """
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise InputError(f"threads must be >= 1, got {threads}")
     for name, path in folders(root).items():
         path.mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(path.resolve())

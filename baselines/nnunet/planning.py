@@ -31,6 +31,7 @@ from baselines.nnunet import datasets
 from baselines.nnunet.environment import folders
 from baselines.nnunet.plans import add_small_configuration, describe
 from baselines.nnunet.settings import FULLRES, TARGETS, Settings
+from liverbench.errors import InputError
 
 PLANS = "nnUNetPlans"  # nnU-Net's default planner (ExperimentPlanner), as in Luu et al.
 DESCRIPTIONS = {
@@ -58,10 +59,10 @@ def prepare(
     summary for reports."""
     unknown = set(targets) - set(TARGETS)
     if unknown or not targets:
-        raise ValueError(f"targets must be among {TARGETS}, got {list(targets)}")
+        raise InputError(f"targets must be among {TARGETS}, got {list(targets)}")
     missing = set(settings.pretraining_sources(targets)) - set(targets)
     if missing:
-        raise ValueError(f"targets {list(targets)} are pretrained with the plans of "
+        raise InputError(f"targets {list(targets)} are pretrained with the plans of "
                          f"{sorted(missing)}; build those too (--targets)")
     paths = folders(root)
     raw, preprocessed = paths["nnUNet_raw"], paths["nnUNet_preprocessed"]
@@ -104,7 +105,7 @@ def prepare(
             plans = add_small_configuration(plans, configuration, settings.small_network)
             plans_file.write_text(json.dumps(plans, indent=4) + "\n")
         elif configuration != FULLRES:
-            raise ValueError(f"configuration {configuration!r} is not in the plans")
+            raise InputError(f"configuration {configuration!r} is not in the plans")
         preprocess([target_id], PLANS, [configuration], num_processes=[threads],
                    show_progress_bar=False)
         datasets.write_split(preprocessed, target, {"train": train_names, "val": val_names})

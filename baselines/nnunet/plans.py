@@ -13,6 +13,7 @@ import copy
 from typing import Any
 
 from baselines.nnunet.settings import FULLRES, SmallNetwork
+from liverbench.errors import InputError
 
 
 def to_plans_axes(values: tuple, plans: dict[str, Any]) -> list:
@@ -25,12 +26,12 @@ def to_plans_axes(values: tuple, plans: dict[str, Any]) -> list:
 def add_small_configuration(plans: dict[str, Any], name: str, network: SmallNetwork) -> dict:
     """Return a copy of `plans` with configuration `name` inheriting from 3d_fullres."""
     if name == FULLRES:
-        raise ValueError(f"the small configuration cannot be named {FULLRES!r}")
+        raise InputError(f"the small configuration cannot be named {FULLRES!r}")
     configurations = plans.get("configurations", {})
     if FULLRES not in configurations:
-        raise ValueError(f"plans {plans.get('plans_name')!r} have no {FULLRES} configuration to "
+        raise InputError(f"plans {plans.get('plans_name')!r} have no {FULLRES} configuration to "
                          f"inherit from (configurations: {sorted(configurations)})")
-    network.validate()
+    network.validate_in("small_network")
     base = configurations[FULLRES]
     architecture = copy.deepcopy(base["architecture"])
     kwargs = architecture["arch_kwargs"]

@@ -1,38 +1,38 @@
-"""The `nnunet:` config section, parsed once into typed settings with clear errors.
+"""The `nnunet:` config section as typed settings (`liverbench.settings.SettingsBase`).
 
 The defaults are the `paper` scale: nnU-Net's own `3d_fullres` and its default schedule
 (1000 epochs of 250 iterations). The demo and smoke scales switch to a small extra plans
-configuration (see `plans.add_small_configuration`) and short schedules. Unknown keys are
-refused, so a typo in config.yaml never falls back to a default silently.
+configuration (see `plans.add_small_configuration`) and short schedules. Importing this
+module imports neither torch nor nnunetv2: the workflow reads `pretraining_sources` from it.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from liverbench.settings import SettingsBase
 
 FULLRES = "3d_fullres"
 TARGETS = ("cect", "ncect")  # the cohort's two nnU-Net datasets
 
 
 @dataclass(frozen=True)
-class Schedule:
+class Schedule(SettingsBase):
     """One training run's length: what `nnUNetTrainerShort` reads from the environment."""
 
     epochs: int = 1000
     iterations_per_epoch: int = 250
     val_iterations: int = 50
 
-    def validate(self, name: str) -> None:
+    def validate(self) -> None:
         for key in ("epochs", "iterations_per_epoch", "val_iterations"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"nnunet settings: {name}.{key} must be >= 1, got "
-                                 f"{getattr(self, key)}")
+            self.check(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
-class SmallNetwork:
+class SmallNetwork(SettingsBase):
     """The extra plans configuration used when `configuration` is not 3d_fullres.
 
     It inherits everything from 3d_fullres (normalisation, resampling, loss, augmentation)
@@ -49,24 +49,20 @@ class SmallNetwork:
     def validate(self) -> None:
         # nnU-Net's deep supervision gives the lowest output weight 0 and normalises the
         # rest: with 2 stages nothing is left and the loss is NaN.
-        if len(self.features) < 3 or min(self.features) < 1:
-            raise ValueError("nnunet settings: small_network.features needs >= 3 positive "
-                             f"feature counts (one per stage), got {list(self.features)}")
+        self.check(len(self.features) >= 3 and min(self.features) >= 1, "features",
+                   f"needs >= 3 positive feature counts (one per stage), got "
+                   f"{list(self.features)}")
         divisor = 2 ** (len(self.features) - 1)
-        if len(self.patch_size) != 3 or any(p % divisor for p in self.patch_size):
-            raise ValueError(
-                f"nnunet settings: small_network.patch_size {list(self.patch_size)} must be 3 "
-                f"sizes divisible by {divisor} (2 ** (stages - 1), {len(self.features)} stages)"
-            )
-        if len(self.spacing) != 3 or min(self.spacing) <= 0:
-            raise ValueError(f"nnunet settings: small_network.spacing must be 3 positive mm "
-                             f"values, got {list(self.spacing)}")
-        if self.batch_size < 1:
-            raise ValueError("nnunet settings: small_network.batch_size must be >= 1")
+        self.check(len(self.patch_size) == 3 and not any(p % divisor for p in self.patch_size),
+                   "patch_size", f"{list(self.patch_size)} must be 3 sizes divisible by "
+                   f"{divisor} (2 ** (stages - 1), {len(self.features)} stages)")
+        self.check(len(self.spacing) == 3 and min(self.spacing) > 0, "spacing",
+                   f"must be 3 positive mm values, got {list(self.spacing)}")
+        self.check(self.batch_size >= 1, "batch_size", "must be >= 1")
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     """Everything the CLI needs besides paths."""
 
     configuration: str = FULLRES
@@ -81,75 +77,38 @@ class Settings:
     tile_step_size: float = 0.5
     device: str = "auto"
     threads: int = 2
-    gpu: int = 1
+    gpu: int = 0  # GPUs the training rules request from a cluster (the paper scale asks for 1)
 
     @property
     def is_small(self) -> bool:
         return self.configuration != FULLRES
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise ValueError(f"nnunet settings: unknown key(s) {sorted(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-        values: dict[str, Any] = {}
-        for key, value in section.items():
-            if key == "small_network":
-                values[key] = _build(SmallNetwork, value, "small_network")
-            elif key in ("pretrain", "train"):
-                values[key] = _build(Schedule, value, key)
-            elif key == "pretraining":
-                if not isinstance(value, dict):
-                    raise ValueError(f"nnunet settings: pretraining must map targets to a "
-                                     f"target or null, got {value!r}")
-                values[key] = {t: None for t in TARGETS} | dict(value)
-            else:
-                values[key] = tuple(value) if isinstance(value, list) else value
-        settings = cls(**values)
-        settings.validate()
-        return settings
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Settings:
-        if not text:
-            return cls()
-        try:
-            section = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--settings is not valid JSON: {error}") from error
-        if not isinstance(section, dict):
-            raise ValueError("--settings must be a JSON object (the nnunet config section)")
-        return cls.from_dict(section)
+    def prepare(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """A partial `pretraining` mapping: the targets it leaves out train from scratch."""
+        if isinstance(raw.get("pretraining"), Mapping):
+            raw = {**raw, "pretraining": {t: None for t in TARGETS} | dict(raw["pretraining"])}
+        return raw
 
     def validate(self) -> None:
-        if not self.configuration or "/" in self.configuration:
-            raise ValueError(f"nnunet settings: configuration must be a plans configuration "
-                             f"name, got {self.configuration!r}")
-        self.small_network.validate()
-        self.pretrain.validate("pretrain")
-        self.train.validate("train")
+        self.check(bool(self.configuration) and "/" not in self.configuration, "configuration",
+                   f"must be a plans configuration name, got {self.configuration!r}")
+        self.check(isinstance(self.pretraining, dict), "pretraining",
+                   f"must map targets to a target or null, got {self.pretraining!r}")
         for target, source in self.pretraining.items():
-            if target not in TARGETS or source not in (*TARGETS, None):
-                raise ValueError(f"nnunet settings: pretraining maps targets {TARGETS} to one of "
-                                 f"them or null, got {target}: {source}")
-            if source not in (None, target) and not self.is_small:
-                raise ValueError(
-                    f"nnunet settings: pretraining {target} from {source}'s plans needs the same "
-                    f"network for both, which only a small configuration guarantees; with "
-                    f"{FULLRES} each target is pretrained with its own plans"
-                )
-        if self.mirroring not in ("auto", "on", "off"):
-            raise ValueError(f"nnunet settings: mirroring must be auto, on or off, got "
-                             f"{self.mirroring!r}")
-        if not 0 < self.tile_step_size <= 1:
-            raise ValueError("nnunet settings: tile_step_size must lie in (0, 1]")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"nnunet settings: device must be auto, cpu or cuda, got "
-                             f"{self.device!r}")
-        if self.threads < 1 or self.gpu < 0:
-            raise ValueError("nnunet settings: threads must be >= 1 and gpu >= 0")
+            self.check(target in TARGETS and source in (*TARGETS, None), "pretraining",
+                       f"maps targets {TARGETS} to one of them or null, got {target}: {source}")
+            self.check(source in (None, target) or self.is_small, "pretraining",
+                       f"{target} from {source}'s plans needs the same network for both, which "
+                       f"only a small configuration guarantees; with {FULLRES} each target is "
+                       "pretrained with its own plans")
+        self.check(self.mirroring in ("auto", "on", "off"), "mirroring",
+                   f"must be auto, on or off, got {self.mirroring!r}")
+        self.check(0 < self.tile_step_size <= 1, "tile_step_size", "must lie in (0, 1]")
+        self.check(self.device in ("auto", "cpu", "cuda"), "device",
+                   f"must be auto, cpu or cuda, got {self.device!r}")
+        self.check(self.threads >= 1, "threads", "must be >= 1")
+        self.check(self.gpu >= 0, "gpu", "must be >= 0")
 
     def pretraining_sources(self, targets: tuple[str, ...] | list[str] = TARGETS) -> list[str]:
         """The targets whose plans MSD pretraining runs with, for the given targets."""
@@ -160,14 +119,3 @@ class Settings:
         if self.mirroring == "auto":
             return device_type == "cuda"
         return self.mirroring == "on"
-
-
-def _build(kind: type, value: Any, name: str) -> Any:
-    if not isinstance(value, dict):
-        raise ValueError(f"nnunet settings: {name} must be a mapping, got {value!r}")
-    known = {f.name for f in fields(kind)}
-    unknown = set(value) - known
-    if unknown:
-        raise ValueError(f"nnunet settings: unknown key(s) {sorted(unknown)} in {name}; known: "
-                         f"{', '.join(sorted(known))}")
-    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})

@@ -27,13 +27,15 @@ from liverbench.data.io import (
     write_json,
 )
 from liverbench.data.splits import PAIR_SEPARATOR, SPLITS
+from liverbench.errors import InputError
+from liverbench.layout import image_file
 
 REQUIRED_COLUMNS = ("patient_id", "cect", "cect_liver", "ncect", "ncect_liver")
 OPTIONAL_COLUMNS = ("spect", "ncect_lungs", "split")
 IMAGE_COLUMNS = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs")
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A manifest that cannot be used; the message names the file, row and column."""
 
 
@@ -135,7 +137,7 @@ def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
     if "spect" in row.paths:
         images["spect"] = sitk.Cast(read_image(row.paths["spect"]), sitk.sitkFloat32)
     for name, image in images.items():
-        write_image(image, out_dir / f"{name}.nii.gz")
+        write_image(image, image_file(str(out_dir), name))
     record = {
         "patient_id": row.patient_id,
         "files": sorted(images),
@@ -177,5 +179,5 @@ def standardize_msd(root: str | Path, case: str, out_dir: str | Path) -> None:
             f"{label_path}: label geometry ({geometry_summary(label)}) differs from "
             f"{image_path} ({geometry_summary(image)})"
         )
-    write_image(as_hu(image), out_dir / "cect.nii.gz")
-    write_image(liver, out_dir / "cect_liver.nii.gz")
+    write_image(as_hu(image), image_file(str(out_dir), "cect"))
+    write_image(liver, image_file(str(out_dir), "cect_liver"))

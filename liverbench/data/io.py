@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from liverbench.errors import InputError
+
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 # SimpleITK uses every core by default; a Snakemake job (or Slurm task) sets OMP_NUM_THREADS
@@ -26,7 +28,7 @@ if os.environ.get("OMP_NUM_THREADS", "").isdigit():
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(os.environ["OMP_NUM_THREADS"])))
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An input image or mask that cannot be used; the message names the file."""
 
 
@@ -167,6 +169,17 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
         tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def write_json_if_changed(data: Any, path: str | os.PathLike) -> bool:
+    """Write only when the content differs, so a file the DAG writes at parse time keeps its
+    modification time (and re-runs nothing) while what it records is unchanged."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
+    path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text(text, path)
+    return True
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:

@@ -12,19 +12,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from liverbench.layout import PAIR_SEPARATOR, pair_id, parse_pair
+
+__all__ = [
+    "PAIR_SEPARATOR", "make_pairs", "make_splits", "pair_id", "parse_pair", "plan_splits",
+    "split_counts",
+]
+
 SPLITS = ("train", "val", "test")
-PAIR_SEPARATOR = "__"
-
-
-def pair_id(moving: str, fixed: str) -> str:
-    return f"{moving}{PAIR_SEPARATOR}{fixed}"
-
-
-def parse_pair(pair: str) -> tuple[str, str]:
-    moving, sep, fixed = pair.partition(PAIR_SEPARATOR)
-    if not sep or not moving or not fixed:
-        raise ValueError(f"pair id {pair!r} is not of the form MOVING{PAIR_SEPARATOR}FIXED")
-    return moving, fixed
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
@@ -91,3 +86,16 @@ def make_pairs(
         for moving in rng.choice(others, size=k, replace=False) if k > 0 else []:
             pairs["train"].append(pair_id(str(moving), fixed))
     return pairs
+
+
+def plan_splits(
+    patients: Sequence[str],
+    fractions: Sequence[float],
+    seed: int,
+    inter_per_patient: int,
+    fixed: Mapping[str, str] | None = None,
+) -> dict:
+    """The one computation of a cohort's splits and pairs (what splits.json records)."""
+    splits: dict = make_splits(patients, fractions, seed, fixed)
+    splits["pairs"] = make_pairs(splits, inter_per_patient, seed)
+    return splits

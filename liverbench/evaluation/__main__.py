@@ -1,23 +1,30 @@
 """`python -m liverbench.evaluation {evaluate,tables,figures,provenance} ...`: one entry point
-for the evaluation CLIs (each is also runnable as its own module)."""
+for the evaluation CLIs (each is also runnable as its own module, as the rules do)."""
 
 from __future__ import annotations
 
-import importlib
+import argparse
 import sys
+from collections.abc import Sequence
 
-COMMANDS = ("evaluate", "tables", "figures", "provenance")
+from liverbench.cli import run_cli
+from liverbench.evaluation import evaluate, figures, provenance, tables
+
+COMMANDS = {"evaluate": evaluate, "tables": tables, "figures": figures, "provenance": provenance}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m liverbench.evaluation {{{','.join(COMMANDS)}}} ...",
-              file=sys.stderr)
-        return 2
-    module = importlib.import_module(f"liverbench.evaluation.{argv[0]}")
-    return module.main(argv[1:])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m liverbench.evaluation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in COMMANDS.items():
+        module.configure(sub.add_parser(name, help=module.DESCRIPTION,
+                                        description=module.DESCRIPTION))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli("python -m liverbench.evaluation", build_parser(), argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

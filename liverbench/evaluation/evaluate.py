@@ -1,14 +1,16 @@
 """Per-method evaluation: one CSV row per test pair, metrics + LSF + runtime.
 
     python -m liverbench.evaluation.evaluate --method M --pairs A__A B__B ... \\
-        --predictions DIR --runtimes DIR --cases DIR --out metrics/M.csv
+        --predictions P... --runtimes R... --references GT... [--spect S... --lungs L...] \\
+        --out metrics/M.csv
 
-A pair id is ``A__B`` (moving CECT of patient A, fixed nCECT of patient B). The prediction
-``DIR/{pair}.nii.gz`` is scored against ``CASES/{B}/ncect_liver.nii.gz`` in the nCECT's own
-geometry; when ``CASES/{B}/spect.nii.gz`` and ``ncect_lungs.nii.gz`` exist, the lung shunt
-fraction is computed with the ground-truth liver and with the predicted one (both with the
-ground-truth lungs). A missing prediction is a row with status ``missing`` and NaN metrics, so
-a table can count it; an empty one has status ``empty`` (DSC 0, distances and LSF NaN).
+Every per-pair list is aligned with ``--pairs`` (A pair id is ``A__B``: moving CECT of
+patient A, fixed nCECT of patient B). The prediction is scored against the reference (the
+fixed nCECT's ground-truth liver) in the nCECT's own geometry; with ``--spect`` and
+``--lungs`` (the cohort has SPECT), the lung shunt fraction is computed with the ground-truth
+liver and with the predicted one (both with the ground-truth lungs). A missing prediction is a
+row with status ``missing`` and NaN metrics, so a table can count it; an empty one has status
+``empty`` (DSC 0, distances and LSF NaN). A missing runtime record leaves the runtime NaN.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import SimpleITK as sitk
 
-from liverbench.data.io import ImageError, atomic_path, read_image, read_mask
+from liverbench.cli import aligned, command
+from liverbench.data.io import atomic_path, read_image, read_mask
+from liverbench.errors import InputError
 from liverbench.evaluation.lsf import lung_shunt_fraction
 from liverbench.evaluation.metrics import METRIC_KEYS, evaluate
+from liverbench.layout import parse_pair
 
 RUNTIME_COLUMNS = ("seconds_method", "seconds_total", "device", "threads", "peak_memory_mb")
 LSF_COLUMNS = ("lsf_gt", "lsf_pred", "lsf_abs_error")
@@ -37,15 +44,21 @@ COLUMNS = (
     + RUNTIME_COLUMNS
 )
 STATUSES = ("ok", "empty", "missing")
+PROG = "python -m liverbench.evaluation.evaluate"
+DESCRIPTION = "Score one method's predictions on the test pairs (one CSV row per pair)."
 NAN = float("nan")
 
 
-def split_pair(pair: str) -> tuple[str, str]:
-    """'A__B' → ('A', 'B'); patient ids may contain single underscores, not double ones."""
-    parts = pair.split("__")
-    if len(parts) != 2 or not all(parts):
-        raise ValueError(f"pair id {pair!r} is not of the form MOVING__FIXED")
-    return parts[0], parts[1]
+@dataclass(frozen=True)
+class PairFiles:
+    """What one pair is scored from; `spect`/`lungs` only where the cohort has SPECT."""
+
+    pair: str
+    prediction: Path
+    runtime: Path
+    reference: Path
+    spect: Path | None = None
+    lungs: Path | None = None
 
 
 def read_runtime(path: Path) -> dict[str, Any]:
@@ -56,63 +69,47 @@ def read_runtime(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: runtime record is not valid JSON ({error})") from error
+        raise InputError(f"{path}: runtime record is not valid JSON ({error})") from error
     missing = [key for key in RUNTIME_COLUMNS if key not in record]
     if missing:
-        raise ValueError(f"{path}: runtime record lacks {', '.join(missing)}")
+        raise InputError(f"{path}: runtime record lacks {', '.join(missing)}")
     return {key: record[key] for key in RUNTIME_COLUMNS}
 
 
-def _lsf(case_dir: Path, liver: sitk.Image, gt_liver: sitk.Image) -> float:
-    spect_path, lungs_path = case_dir / "spect.nii.gz", case_dir / "ncect_lungs.nii.gz"
-    if not (spect_path.exists() and lungs_path.exists()):
-        return NAN
-    lungs = read_mask(lungs_path, gt_liver, case_dir / "ncect_liver.nii.gz")
-    return lung_shunt_fraction(read_image(spect_path), liver, lungs)
+def _lsf(files: PairFiles, liver: sitk.Image, gt_liver: sitk.Image) -> float:
+    lungs = read_mask(files.lungs, gt_liver, files.reference)
+    return lung_shunt_fraction(read_image(files.spect), liver, lungs)
 
 
-def evaluate_pair(
-    method: str, pair: str, predictions: Path, runtimes: Path, cases: Path
-) -> dict[str, Any]:
+def evaluate_pair(method: str, files: PairFiles) -> dict[str, Any]:
     """One CSV row (a dict with the keys of COLUMNS) for one pair."""
-    moving, fixed = split_pair(pair)
-    case_dir = cases / fixed
-    gt_path = case_dir / "ncect_liver.nii.gz"
-    pred_path = predictions / f"{pair}.nii.gz"
-    row: dict[str, Any] = {"method": method, "pair": pair, "moving": moving, "fixed": fixed}
-    row.update(read_runtime(runtimes / f"{pair}.json"))
-    gt_image = read_mask(gt_path)
-    has_lsf = (case_dir / "spect.nii.gz").exists() and (case_dir / "ncect_lungs.nii.gz").exists()
-    lsf_gt = _lsf(case_dir, gt_image, gt_image) if has_lsf else NAN
-    if not pred_path.exists():
+    moving, fixed = parse_pair(files.pair)
+    row: dict[str, Any] = {"method": method, "pair": files.pair, "moving": moving, "fixed": fixed}
+    row.update(read_runtime(files.runtime))
+    gt_image = read_mask(files.reference)
+    has_lsf = files.spect is not None and files.lungs is not None
+    lsf_gt = _lsf(files, gt_image, gt_image) if has_lsf else NAN
+    if not files.prediction.exists():
         row.update(status="missing", **{key: NAN for key in METRIC_KEYS})
         row.update(lsf_gt=lsf_gt, lsf_pred=NAN, lsf_abs_error=NAN)
         return row
-    pred_image = read_mask(pred_path, gt_image, gt_path, allow_empty=True)
+    pred_image = read_mask(files.prediction, gt_image, files.reference, allow_empty=True)
     pred = sitk.GetArrayViewFromImage(pred_image)
     spacing_zyx = tuple(reversed(gt_image.GetSpacing()))
     row.update(evaluate(pred, sitk.GetArrayViewFromImage(gt_image), spacing_zyx))
     row["status"] = "ok" if pred.any() else "empty"
-    lsf_pred = _lsf(case_dir, pred_image, gt_image) if has_lsf and pred.any() else NAN
+    lsf_pred = _lsf(files, pred_image, gt_image) if has_lsf and pred.any() else NAN
     error = abs(lsf_pred - lsf_gt) if not (math.isnan(lsf_pred) or math.isnan(lsf_gt)) else NAN
     row.update(lsf_gt=lsf_gt, lsf_pred=lsf_pred, lsf_abs_error=error)
     return row
 
 
-def evaluate_method(
-    method: str,
-    pairs: Sequence[str],
-    predictions: str | os.PathLike,
-    runtimes: str | os.PathLike,
-    cases: str | os.PathLike,
-) -> pd.DataFrame:
+def evaluate_method(method: str, pairs: Sequence[PairFiles]) -> pd.DataFrame:
     """A DataFrame with one row per pair, in the given order, columns COLUMNS."""
-    if len(set(pairs)) != len(pairs):
-        raise ValueError(f"duplicate pair ids in {list(pairs)}")
-    rows = [
-        evaluate_pair(method, pair, Path(predictions), Path(runtimes), Path(cases))
-        for pair in pairs
-    ]
+    ids = [files.pair for files in pairs]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"--pairs: duplicate pair ids in {ids}")
+    rows = [evaluate_pair(method, files) for files in pairs]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -122,30 +119,42 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m liverbench.evaluation.evaluate",
-        description="Score one method's predictions on the test pairs (one CSV row per pair).",
-    )
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--pairs", nargs="+", required=True, help="pair ids MOVING__FIXED")
-    parser.add_argument("--predictions", required=True, help="folder of {pair}.nii.gz masks")
-    parser.add_argument("--runtimes", required=True, help="folder of {pair}.json records")
-    parser.add_argument("--cases", required=True, help="folder of standardized cases")
-    parser.add_argument("--out", required=True, help="output CSV")
-    args = parser.parse_args(argv)
-    try:
-        frame = evaluate_method(
-            args.method, args.pairs, args.predictions, args.runtimes, args.cases
-        )
-    except (ImageError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
+def pair_files(args: argparse.Namespace) -> list[PairFiles]:
+    """The aligned per-pair lists of the command line, one PairFiles per pair."""
+    if bool(args.spect) != bool(args.lungs):
+        raise InputError("--spect and --lungs: give both (the lung shunt fraction) or neither")
+    names = ("pairs", "predictions", "runtimes", "references") + (
+        ("spect", "lungs") if args.spect else ())
+    return [PairFiles(pair, *map(Path, paths)) for pair, *paths in aligned(args, *names)]
+
+
+def run(args: argparse.Namespace) -> None:
+    frame = evaluate_method(args.method, pair_files(args))
     write_csv(frame, args.out)
     counts = frame["status"].value_counts().reindex(STATUSES, fill_value=0)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     print(f"{args.method}: {len(frame)} pairs ({summary}) -> {args.out}")
-    return 0
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this command's arguments and handler (also a subcommand of liverbench.evaluation)."""
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--pairs", nargs="+", required=True, help="pair ids MOVING__FIXED")
+    parser.add_argument("--predictions", nargs="+", required=True,
+                        help="per pair: the predicted liver mask (absent: status missing)")
+    parser.add_argument("--runtimes", nargs="+", required=True,
+                        help="per pair: the runtime record JSON")
+    parser.add_argument("--references", nargs="+", required=True,
+                        help="per pair: the fixed nCECT's ground-truth liver mask")
+    parser.add_argument("--spect", nargs="+", help="per pair: the fixed patient's SPECT")
+    parser.add_argument("--lungs", nargs="+", help="per pair: the fixed nCECT's lung mask")
+    parser.add_argument("--out", required=True, help="output CSV")
+    parser.set_defaults(func=run)
+    return parser
+
+
+main = command(PROG, DESCRIPTION, configure)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

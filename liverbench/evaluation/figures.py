@@ -2,8 +2,8 @@
 
     python -m liverbench.evaluation.figures summary --metrics metrics/*.csv --out-dir DIR
         -> DIR/metrics_boxplot.png, DIR/runtime.png, DIR/accuracy_runtime.png
-    python -m liverbench.evaluation.figures overlays --cases DIR --pairs A__A ... \\
-        --predictions regsegnet=DIR identity=DIR ... --out-dir DIR      -> DIR/{pair}.png
+    python -m liverbench.evaluation.figures overlays --pair A__B --ncect F --liver F \\
+        --predictions regsegnet=FILE identity=FILE ... --out P        (one pair per call)
     python -m liverbench.evaluation.figures checkerboard --fixed F --moving M --warped W --out P
     python -m liverbench.evaluation.figures training --csv losses.csv --out P [--title T]
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from liverbench.cli import command  # noqa: E402
 from liverbench.data.io import (  # noqa: E402
     ImageError,
     atomic_path,
@@ -41,6 +43,7 @@ from liverbench.data.io import (  # noqa: E402
     read_mask,
     same_geometry,
 )
+from liverbench.errors import InputError  # noqa: E402
 
 BOX_METRICS = ("dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error")
 AXIS_LABELS = {
@@ -257,30 +260,24 @@ def overlay_figure(
     return figure
 
 
-def write_overlays(
-    cases: str | os.PathLike,
-    pairs: Sequence[str],
+def write_overlay(
+    pair: str,
+    ncect_path: str | os.PathLike,
+    liver_path: str | os.PathLike,
     predictions: Mapping[str, str | os.PathLike],
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike,
     labels: Mapping[str, str] | None = None,
-) -> list[Path]:
-    """One PNG per pair: its nCECT with the GT and every method's prediction."""
-    from liverbench.evaluation.evaluate import split_pair
-
-    written = []
-    for pair in pairs:
-        _, fixed = split_pair(pair)
-        case = Path(cases) / fixed
-        ncect = read_image(case / "ncect.nii.gz")
-        gt = read_mask(case / "ncect_liver.nii.gz", ncect, case / "ncect.nii.gz")
-        masks: dict[str, sitk.Image | None] = {}
-        for method, folder in predictions.items():
-            path = Path(folder) / f"{pair}.nii.gz"
-            masks[method] = read_mask(path, gt, case / "ncect_liver.nii.gz", allow_empty=True) \
-                if path.exists() else None
-        figure = overlay_figure(ncect, gt, masks, title=f"pair {pair}", labels=labels)
-        written.append(save_figure(figure, Path(out_dir) / f"{pair}.png"))
-    return written
+) -> Path:
+    """One pair's PNG: its nCECT with the GT and every method's prediction (an absent
+    prediction file is shown as missing)."""
+    ncect = read_image(ncect_path)
+    gt = read_mask(liver_path, ncect, ncect_path)
+    masks: dict[str, sitk.Image | None] = {}
+    for method, path in predictions.items():
+        masks[method] = read_mask(path, gt, liver_path, allow_empty=True) \
+            if Path(path).exists() else None
+    figure = overlay_figure(ncect, gt, masks, title=f"pair {pair}", labels=labels)
+    return save_figure(figure, out)
 
 
 def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
@@ -373,53 +370,82 @@ def _key_values(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected METHOD=FOLDER, got {item!r}")
+            raise InputError(f"--predictions: expected METHOD=FILE, got {item!r}")
         result[key] = value
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m liverbench.evaluation.figures")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _labels_json(text: str) -> dict[str, str]:
+    try:
+        labels = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"--labels-json: not valid JSON ({error})") from error
+    if not isinstance(labels, dict):
+        raise InputError("--labels-json: must be an object {method: label}")
+    return labels
+
+
+def _summary(args: argparse.Namespace) -> None:
+    _print(write_summary_figures(args.metrics, args.out_dir, _labels_json(args.labels_json)))
+
+
+def _overlays(args: argparse.Namespace) -> None:
+    _print([write_overlay(args.pair, args.ncect, args.liver, _key_values(args.predictions),
+                          args.out, _labels_json(args.labels_json))])
+
+
+def _checkerboard(args: argparse.Namespace) -> None:
+    figure = checkerboard_figure(read_image(args.fixed), read_image(args.moving),
+                                 read_image(args.warped), title=args.title)
+    _print([save_figure(figure, args.out)])
+
+
+def _training(args: argparse.Namespace) -> None:
+    figure = training_curves(pd.read_csv(args.csv), args.title, args.columns)
+    _print([save_figure(figure, args.out)])
+
+
+def _print(written: Sequence[Path]) -> None:
+    print("\n".join(str(path) for path in written))
+
+
+DESCRIPTION = "Figures of the report: summaries, contour overlays, checkerboards, training."
+PROG = "python -m liverbench.evaluation.figures"
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the figure subcommands (also under `python -m liverbench.evaluation figures`)."""
+    sub = parser.add_subparsers(dest="figure", required=True)
     p = sub.add_parser("summary", help="box plots, runtime, accuracy vs runtime")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--labels-json", default="{}", help='{"method": "display name"}')
-    p = sub.add_parser("overlays", help="one PNG per pair with every method's contour")
-    p.add_argument("--cases", required=True)
-    p.add_argument("--pairs", nargs="+", required=True)
-    p.add_argument("--predictions", nargs="+", required=True, help="METHOD=FOLDER ...")
-    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_summary)
+    p = sub.add_parser("overlays", help="one pair's nCECT with every method's contour")
+    p.add_argument("--pair", required=True, help="pair id MOVING__FIXED (in the title)")
+    p.add_argument("--ncect", required=True, help="the fixed nCECT")
+    p.add_argument("--liver", required=True, help="its ground-truth liver mask")
+    p.add_argument("--predictions", nargs="+", required=True,
+                   help="METHOD=FILE ... (an absent FILE: shown as missing)")
+    p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--labels-json", default="{}")
+    p.set_defaults(func=_overlays)
     p = sub.add_parser("checkerboard", help="registration checkerboard before/after")
     for name in ("fixed", "moving", "warped", "out"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--title", default="")
+    p.set_defaults(func=_checkerboard)
     p = sub.add_parser("training", help="training curves from a loss CSV")
     p.add_argument("--csv", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--columns", nargs="+", help="loss columns to plot (default: all numeric)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "summary":
-            written = write_summary_figures(args.metrics, args.out_dir,
-                                            json.loads(args.labels_json))
-        elif args.command == "overlays":
-            written = write_overlays(args.cases, args.pairs, _key_values(args.predictions),
-                                     args.out_dir, json.loads(args.labels_json))
-        elif args.command == "checkerboard":
-            figure = checkerboard_figure(read_image(args.fixed), read_image(args.moving),
-                                         read_image(args.warped), title=args.title)
-            written = [save_figure(figure, args.out)]
-        else:
-            figure = training_curves(pd.read_csv(args.csv), args.title, args.columns)
-            written = [save_figure(figure, args.out)]
-    except (ImageError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
-    print("\n".join(str(path) for path in written))
-    return 0
+    p.set_defaults(func=_training)
+    return parser
+
+
+main = command(PROG, DESCRIPTION, configure)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

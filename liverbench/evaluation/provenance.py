@@ -1,7 +1,10 @@
 """Provenance of a run: software versions, machine, threads, seeds and the full config.
 
-    python -m liverbench.evaluation.provenance --config CONFIG.{json,yaml} \\
+    python -m liverbench.evaluation.provenance --config results/EXP/config.resolved.json \\
         --out-json provenance.json --out-md provenance.md [--out-html provenance.html]
+
+The config is a file (the workflow writes the resolved config as `Layout.resolved_config`
+only when it changes), so the record is rebuilt when the run's configuration changes.
 
 A table of runtimes means little without the machine and library versions behind it; this
 record travels with every report.
@@ -22,7 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from liverbench.cli import command
 from liverbench.data.io import write_json, write_text
+from liverbench.errors import InputError
 from liverbench.runtime import cpu_name
 
 PACKAGES = (
@@ -100,11 +105,17 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InputError(f"{path}: not valid YAML ({error})") from error
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: config must be a mapping")
+        raise InputError(f"{path}: config must be a mapping")
     return data
 
 
@@ -193,25 +204,30 @@ def write_provenance(
     return record
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m liverbench.evaluation.provenance")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="config file (JSON or YAML)")
-    source.add_argument("--config-json", help="config as a JSON string")
+def run(args: argparse.Namespace) -> None:
+    write_provenance(load_config(args.config), args.out_json, args.out_md,
+                     with_gpu=not args.no_gpu, out_html=args.out_html)
+    print("\n".join(p for p in (args.out_json, args.out_md, args.out_html) if p))
+
+
+DESCRIPTION = "Provenance record: versions, machine, threads, seeds and the resolved config."
+PROG = "python -m liverbench.evaluation.provenance"
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this command's arguments and handler (also a subcommand of liverbench.evaluation)."""
+    parser.add_argument("--config", required=True,
+                        help="the resolved config file (JSON, or YAML)")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-md", required=True)
     parser.add_argument("--out-html", help="also a self-contained HTML page (for the report)")
     parser.add_argument("--no-gpu", action="store_true", help="do not import torch")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config) if args.config else json.loads(args.config_json)
-    except (OSError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
-    write_provenance(config, args.out_json, args.out_md, with_gpu=not args.no_gpu,
-                     out_html=args.out_html)
-    print("\n".join(p for p in (args.out_json, args.out_md, args.out_html) if p))
-    return 0
+    parser.set_defaults(func=run)
+    return parser
+
+
+main = command(PROG, DESCRIPTION, configure)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

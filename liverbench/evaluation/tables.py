@@ -1,7 +1,8 @@
 """Table 1 (as in the paper) and the extended table, from the per-method metric CSVs.
 
     python -m liverbench.evaluation.tables --metrics metrics/a.csv metrics/b.csv ... \\
-        --config-json '{"reference_method": "regsegnet", "seed": 2024, ...}' --out-dir DIR
+        --settings '{"reference_method": "regsegnet", ...}' --experiment E --seed 2024 \\
+        --out-dir DIR
 
 writes ``table1.{csv,md,tex,html}`` and ``table_extended.{csv,md,html}`` to DIR.
 
@@ -12,31 +13,34 @@ Which pairs enter which number (stated in every table's notes):
   FPR 0, RVD −1) and is counted; surface distances and LSF do not exist for it;
 - paired tests use the pairs on which both methods have status ``ok``.
 
-The config JSON keys (all optional): ``reference_method`` (default ``regsegnet``), ``seed``,
-``bootstrap_samples`` (default 2000), ``experiment`` (shown in titles), ``method_labels``
-({id: display name}), ``paper_table1`` (the paper's rows: a list of {method, dsc, fnr, fpr,
-msd, runtime}, or {rows: [...], citation, label}; values are "0.92±0.02"-style strings,
-numbers, [mean, std] or {mean, std}) and ``paper_citation``.
+``--settings`` is the ``evaluation`` config section (``liverbench.evaluation.settings``, where
+its defaults live): ``reference_method``, ``bootstrap_samples``, ``method_labels`` ({id:
+display name}) and ``paper_table1`` (the paper's rows: a list of {method, dsc, fnr, fpr, msd,
+runtime}, or {rows: [...], citation, label}; values are "0.92±0.02"-style strings, numbers,
+[mean, std] or {mean, std}). ``write_tables`` takes the same keys plus ``seed`` (of the
+bootstrap), ``experiment`` (shown in titles) and ``paper_citation``.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import math
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from liverbench.cli import command
 from liverbench.data.io import write_text
 from liverbench.evaluation.evaluate import COLUMNS, STATUSES, write_csv
+from liverbench.evaluation.settings import Settings
 from liverbench.evaluation.statistics import (
     bootstrap_ci,
     holm,
@@ -45,7 +49,6 @@ from liverbench.evaluation.statistics import (
     summarize,
 )
 
-DEFAULT_REFERENCE = "regsegnet"
 DEFAULT_PAPER_LABEL = "Paper (Pham et al., MIDL 2024, H108, private)"
 TABLE1_METRICS = ("dsc", "fnr", "fpr", "msd")
 EXTENDED_METRICS = (
@@ -284,7 +287,7 @@ def table1(
 ) -> tuple[pd.DataFrame, list[Block]]:
     """Table 1: the CSV frame (ours and the paper's rows, numeric and formatted) and the
     display blocks (ours first, then the paper's, clearly labelled)."""
-    labels = config.get("method_labels") or {}
+    labels = config["method_labels"]
     values = table1_values(frame, methods)
     source = f"this benchmark ({config['experiment']})" if config.get("experiment") else (
         "this benchmark")
@@ -345,7 +348,7 @@ def extended_blocks(
     reference: str | None,
 ) -> list[Block]:
     """Counts, then one block per metric: n, mean ± std, median [IQR], CI, p, p (Holm)."""
-    labels = config.get("method_labels") or {}
+    labels = config["method_labels"]
     n = counts(frame, methods)
     count_frame = pd.DataFrame(
         [[label_of(m, labels), *n.loc[m].tolist()] for m in methods],
@@ -353,7 +356,7 @@ def extended_blocks(
     )
     notes = [CONVENTION_NOTE, *_notes_for_counts(n, labels, frame),
              "95% CI: percentile bootstrap of the mean "
-             f"({int(config.get('bootstrap_samples', 2000))} resamples, seeded)."]
+             f"({config['bootstrap_samples']} resamples, seeded)."]
     if reference:
         notes.append(
             f"p: two-sided paired Wilcoxon signed-rank test against {label_of(reference, labels)}"
@@ -361,7 +364,7 @@ def extended_blocks(
             "over the methods within each metric."
         )
     else:
-        wanted = config.get("reference_method", DEFAULT_REFERENCE)
+        wanted = config["reference_method"]
         notes.append(f"Paired tests skipped: the reference method {wanted!r} is not among the "
                      f"methods scored ({', '.join(methods)}).")
     blocks = [Block("Predictions per method", count_frame, notes)]
@@ -462,8 +465,17 @@ def to_latex(blocks: Sequence[Block]) -> str:
 
 
 def resolve_reference(config: dict[str, Any], methods: Sequence[str]) -> str | None:
-    wanted = config.get("reference_method") or DEFAULT_REFERENCE
+    wanted = config["reference_method"]
     return wanted if wanted in methods else None
+
+
+def table_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` with every evaluation setting checked and filled (their defaults live in
+    `liverbench.evaluation.settings`); other keys (seed, experiment) pass through."""
+    names = {field.name for field in fields(Settings)}
+    settings = Settings.from_mapping({k: v for k, v in config.items() if k in names},
+                                     section="evaluation")
+    return {**config, **settings.to_dict()}
 
 
 def write_tables(
@@ -471,10 +483,11 @@ def write_tables(
 ) -> dict[str, Path]:
     """Build and write every table file; returns {name: path}."""
     out = Path(out_dir)
+    config = table_config(config)
     frame, methods = load_metrics(metric_paths)
     reference = resolve_reference(config, methods)
     seed = int(config.get("seed", 0))
-    n_boot = int(config.get("bootstrap_samples", config.get("bootstrap_n", 2000)))
+    n_boot = config["bootstrap_samples"]
 
     t1_csv, t1_blocks = table1(frame, methods, config)
     heading = "Table 1: liver segmentation on nCECT"
@@ -485,8 +498,7 @@ def write_tables(
     write_text(to_html(t1_blocks, heading), paths["table1.html"])
 
     ext_values = extended_values(frame, methods, reference, seed, n_boot)
-    ext_blocks = extended_blocks(ext_values, methods, {**config, "bootstrap_samples": n_boot},
-                                 frame, reference)
+    ext_blocks = extended_blocks(ext_values, methods, config, frame, reference)
     heading = "Extended table: all metrics, robust summaries and paired tests"
     for ext in ("csv", "md", "html"):
         paths[f"table_extended.{ext}"] = out / f"table_extended.{ext}"
@@ -496,26 +508,32 @@ def write_tables(
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m liverbench.evaluation.tables",
-        description="Table 1 and the extended table from per-method metric CSVs.",
-    )
+def run(args: argparse.Namespace) -> None:
+    settings = Settings.from_text(args.settings, section="evaluation")
+    config = {**settings.to_dict(), "experiment": args.experiment, "seed": args.seed}
+    paths = write_tables(args.metrics, config, args.out_dir)
+    print("\n".join(str(p) for p in paths.values()))
+
+
+DESCRIPTION = "Table 1 and the extended table from per-method metric CSVs."
+PROG = "python -m liverbench.evaluation.tables"
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this command's arguments and handler (also a subcommand of liverbench.evaluation)."""
     parser.add_argument("--metrics", nargs="+", required=True, help="metrics/{method}.csv, "
                         "in table order")
-    parser.add_argument("--config-json", default="{}", help="JSON object (see module doc)")
+    parser.add_argument("--settings", default="{}",
+                        help="the evaluation config section: JSON, or a JSON/YAML file")
+    parser.add_argument("--experiment", default="", help="experiment name (table titles)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--out-dir", required=True)
-    args = parser.parse_args(argv)
-    try:
-        config = json.loads(args.config_json)
-        if not isinstance(config, dict):
-            raise ValueError("--config-json must be a JSON object")
-        paths = write_tables(args.metrics, config, args.out_dir)
-    except (ValueError, json.JSONDecodeError) as error:
-        parser.exit(2, f"error: {error}\n")
-    print("\n".join(str(p) for p in paths.values()))
-    return 0
+    parser.set_defaults(func=run)
+    return parser
+
+
+main = command(PROG, DESCRIPTION, configure)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

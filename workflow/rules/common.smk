@@ -1,122 +1,111 @@
-# Shared state of the DAG: cohort, splits, pairs, paths, and what `rule all` builds.
-# Parsed once; rule files only read these.
+# Shared state of the DAG, computed once when the workflow is parsed: cohort, splits and pairs,
+# the experiment's Layout, and the selected methods. Rule files only read these.
+#
+# Rules call `python -m <package>`; the project is installed (editable) into the interpreter
+# that runs the jobs: .venv (./run setup), a conda env (envs/*.post-deploy.sh) or the same
+# PATH on a Slurm node (docs/running.md).
 
 import json
+import math
 import os
+import re
 
-# Rules call `python -m <package>`; the project's packages come from PYTHONPATH, so conda
-# environments list third-party packages only. Without conda, jobs run this interpreter.
-_prefix = f"export PYTHONPATH={ROOT}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "  # braces: shell format
-if "conda" not in str(workflow.deployment_settings.deployment_method).lower():
-    _prefix += f"export PATH={Path(sys.executable).parent}:$PATH; "
+from liverbench import methods as method_registry
+from liverbench.data import adapters
+from liverbench.data.io import write_json_if_changed
+from liverbench.data.splits import plan_splits
+from liverbench.layout import CASE_FILES, PAIR_FILES, PHANTOM_FILES, SPECT_FILES, Layout
+from liverbench.layout import MSD_FILES, pair_id, parse_pair
+
+
 # OpenMP's default busy-wait burns a shared core for nothing between parallel regions
-# (measured: 0.9 vs 0.25 CPU-s per 2-thread training step).
-_prefix += "export OMP_WAIT_POLICY=${{OMP_WAIT_POLICY:-PASSIVE}}; "
+# (measured: 0.9 vs 0.25 CPU-s per 2-thread training step). Braces: shell.prefix formats.
+_prefix = "export OMP_WAIT_POLICY=${{OMP_WAIT_POLICY:-PASSIVE}}; "
+if "conda" not in str(workflow.deployment_settings.deployment_method).lower():
+    # Without conda, jobs run this interpreter (the venv's), even where PATH lacks it.
+    _prefix += f"export PATH={Path(sys.executable).parent}:$PATH; "
 shell.prefix(_prefix)
 
 EXP = f"results/{config['experiment']}"
+LAYOUT = Layout(EXP)
 SEED = config["seed"]
 COHORT = config["cohort"]
 PHANTOM = COHORT["source"] == "phantom"
+SELECTED = method_registry.selected(config)  # Method objects, in table order
+METHODS = [method.id for method in SELECTED]
 
 
-if PHANTOM:
-    H108_PATIENTS = [f"P{i:03d}" for i in range(1, COHORT["patients"] + 1)]
-    MANIFEST = f"{EXP}/raw/h108/manifest.csv"
-    FIXED_SPLITS = {}
-else:
-    if not COHORT.get("manifest"):
-        raise ValueError("config: cohort.source is 'manifest' but cohort.manifest is not set")
-    MANIFEST = COHORT["manifest"]
-    _rows = adapters.read_manifest(MANIFEST)
-    H108_PATIENTS = [row.patient_id for row in _rows]
-    FIXED_SPLITS = {row.patient_id: row.split for row in _rows if row.split}
+def _cohort_sources():
+    """patient -> {file name: source path}, and patient -> fixed split (manifest column)."""
+    if PHANTOM:
+        patients = [f"P{i:03d}" for i in range(1, COHORT["patients"] + 1)]
+        sources = {p: {n: LAYOUT.phantom_file(p, n) for n in PHANTOM_FILES} for p in patients}
+        return sources, {}
+    if not COHORT["manifest"]:
+        raise ValueError("config: key 'cohort.manifest': must be set when cohort.source is manifest")
+    rows = adapters.read_manifest(COHORT["manifest"])  # the one parse of the manifest
+    sources = {row.patient_id: {n: str(p) for n, p in row.paths.items()} for row in rows}
+    return sources, {row.patient_id: row.split for row in rows if row.split}
 
-if COHORT.get("msd"):
+
+CASE_SOURCES, _FIXED_SPLITS = _cohort_sources()
+H108_PATIENTS = list(CASE_SOURCES)
+# The lung shunt fraction needs a SPECT and lung mask for every patient.
+HAS_SPECT = all(set(SPECT_FILES) <= set(files) for files in CASE_SOURCES.values())
+STANDARD_FILES = PHANTOM_FILES if HAS_SPECT else CASE_FILES  # what standardization writes
+
+if COHORT["msd"]:
     MSD_ROOT = COHORT["msd"]
     MSD_CASES = adapters.msd_cases(MSD_ROOT)
 else:
-    MSD_ROOT = f"{EXP}/raw/msd/Task03_Liver"
+    MSD_ROOT = LAYOUT.phantom_msd_root
     MSD_CASES = [f"liver_{i}" for i in range(COHORT["msd_cases"])]
 
-SPLITS = make_splits(H108_PATIENTS, COHORT["split_fractions"], SEED, FIXED_SPLITS)
-SPLITS["pairs"] = make_pairs(SPLITS, COHORT["inter_per_patient"], SEED)
+SPLITS = plan_splits(
+    H108_PATIENTS, COHORT["split_fractions"], SEED, COHORT["inter_per_patient"], _FIXED_SPLITS
+)
 TRAIN_PAIRS = SPLITS["pairs"]["train"]
 VAL_PAIRS = SPLITS["pairs"]["val"]
 TEST_PAIRS = SPLITS["pairs"]["test"]
 TEST_PATIENTS = SPLITS["test"]
-METHODS = config["methods"]
+
+# Records of the run, written here (not by a rule) because the DAG itself is built from them;
+# rewritten only when their content changes, so an unchanged re-run runs no job.
+write_json_if_changed(SPLITS, LAYOUT.splits)
+write_json_if_changed(config, LAYOUT.resolved_config)
 
 
-def case_dir(patient):
-    return f"{EXP}/data/h108/{patient}"
+def moving_of(pair):
+    return parse_pair(pair)[0]
 
 
-def prep_dir(patient):
-    return f"{EXP}/preprocessed/h108/{patient}"
+def fixed_of(pair):
+    return parse_pair(pair)[1]
 
 
-def msd_case_dir(case):
-    return f"{EXP}/data/msd/{case}"
-
-
-def msd_prep_dir(case):
-    return f"{EXP}/preprocessed/msd/{case}"
-
-
-def pair_dir(pair):
-    return f"{EXP}/pairs/{pair}"
-
-
-def method_settings(name):
-    """A method's config section as JSON, for the CLI's --settings (and rerun triggers)."""
-    return json.dumps(config.get(name, {}), sort_keys=True)
+def settings_json(section):
+    """A (filled) config section as JSON: the CLI's --settings, and a rerun trigger."""
+    return json.dumps(config[section], sort_keys=True)
 
 
 def predictions(method, pairs=None):
-    pairs = TEST_PAIRS if pairs is None else pairs
-    return expand(f"{EXP}/predictions/{method}/{{pair}}.nii.gz", pair=pairs)
+    return [LAYOUT.prediction(method, pair) for pair in (TEST_PAIRS if pairs is None else pairs)]
 
 
 def runtimes(method, pairs=None):
-    pairs = TEST_PAIRS if pairs is None else pairs
-    return expand(f"{EXP}/runtime/{method}/{{pair}}.json", pair=pairs)
+    return [LAYOUT.runtime(method, pair) for pair in (TEST_PAIRS if pairs is None else pairs)]
 
 
-# Rule files append what `rule all` must build.
-ALL_TARGETS = [f"{EXP}/splits.json"]
+def moving_files(name, pairs=None):
+    """Per pair, a case file of its moving patient (the CECT side), aligned with the pairs."""
+    return [LAYOUT.case_file(moving_of(p), name) for p in (TEST_PAIRS if pairs is None else pairs)]
 
 
+def fixed_files(name, pairs=None):
+    """Per pair, a case file of its fixed patient (the nCECT side), aligned with the pairs."""
+    return [LAYOUT.case_file(fixed_of(p), name) for p in (TEST_PAIRS if pairs is None else pairs)]
 
 
-def manifest_sources(wildcards):
-    """The manifest and the patient's source files, so edits to either re-run the patient."""
-    if PHANTOM:
-        return [MANIFEST] + expand(
-            f"{EXP}/raw/h108/{wildcards.patient}/{{name}}.nii.gz", name=PHANTOM_FILES
-        )
-    rows = {row.patient_id: row for row in adapters.read_manifest(MANIFEST)}
-    return [MANIFEST] + [str(p) for p in rows[wildcards.patient].paths.values()]
-
-
-def pair_files(pairs):
+def pair_files(pairs, names=PAIR_FILES):
     """Every file of the given pairs, for rules that take pair folders."""
-    return expand(
-        f"{EXP}/pairs/{{pair}}/{{name}}.nii.gz",
-        pair=pairs,
-        name=["moving", "moving_liver", "fixed", "fixed_liver"],
-    )
-
-
-def folder_of(wildcards, output):
-    """params helper: the folder of a rule's first output."""
-    return os.path.dirname(output[0])
-
-
-# Method files register for the report a loss CSV per trained method, and a path
-# pattern with {pair} of the warped CECT on the pair's working grid (registration methods).
-TRAINING_CURVES = {}
-WARPED_CECT = {}
-
-H108_FILES = ["cect", "cect_liver", "ncect", "ncect_liver"]
-PHANTOM_FILES = H108_FILES + ["spect", "ncect_lungs"]
+    return [LAYOUT.pair_file(pair, name) for pair in pairs for name in names]

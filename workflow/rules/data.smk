@@ -1,21 +1,24 @@
 # Data stage: phantom generation (the embedded default) or real data, standardization,
-# working grids, splits and registration pairs. See docs/contracts.md.
+# working grids and registration pairs. See docs/contracts.md. Splits and pairs are computed
+# once, in common.smk, and recorded in splits.json.
+
+DATA_COMMAND = "python -m liverbench.data"
 
 
 if PHANTOM:
 
     rule phantom_patient:
         output:
-            expand(f"{EXP}/raw/h108/{{{{patient}}}}/{{name}}.nii.gz", name=PHANTOM_FILES),
+            [LAYOUT.phantom_file("{patient}", name) for name in PHANTOM_FILES],
         params:
             n=COHORT["patients"],
             seed=SEED,
             size=COHORT["phantom_size"],
-            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
+            root=lambda wildcards: LAYOUT.phantom_root,
         benchmark:
-            f"{EXP}/benchmarks/phantom/{{patient}}.tsv"
+            LAYOUT.benchmark("phantom", "{patient}")
         log:
-            f"{EXP}/logs/phantom/{{patient}}.log",
+            LAYOUT.log("phantom", "{patient}"),
         conda:
             "../../envs/core.yaml"
         threads: 1
@@ -23,31 +26,12 @@ if PHANTOM:
             mem_mb=2000,
             runtime=10,
         shell:
-            "python -m liverbench.data.phantom --kind h108 --out {params.root} "
-            "--patients {params.n} --seed {params.seed} --size {params.size} "
-            "--only {wildcards.patient} > {log} 2>&1"
-
-    rule phantom_manifest:
-        output:
-            MANIFEST,
-        params:
-            n=COHORT["patients"],
-        benchmark:
-            f"{EXP}/benchmarks/phantom/manifest.tsv"
-        log:
-            f"{EXP}/logs/phantom/manifest.log",
-        conda:
-            "../../envs/core.yaml"
-        threads: 1
-        resources:
-            mem_mb=500,
-            runtime=5,
-        shell:
-            "python -m liverbench.data.phantom --kind h108 --manifest {output} "
-            "--patients {params.n} > {log} 2>&1"
+            "python -m liverbench.data.phantom --kind h108 --out {params.root:q} "
+            "--patients {params.n} --seed {params.seed} --size {params.size:q} "
+            "--only {wildcards.patient:q} > {log:q} 2>&1"
 
 
-if not COHORT.get("msd"):
+if not COHORT["msd"]:
 
     rule phantom_msd:
         output:
@@ -58,11 +42,11 @@ if not COHORT.get("msd"):
             n=COHORT["msd_cases"],
             seed=SEED,
             size=COHORT["phantom_size"],
-            root=folder_of,
+            root=lambda wildcards: MSD_ROOT,
         benchmark:
-            f"{EXP}/benchmarks/phantom/msd.tsv"
+            LAYOUT.benchmark("phantom", "msd")
         log:
-            f"{EXP}/logs/phantom/msd.log",
+            LAYOUT.log("phantom", "msd"),
         conda:
             "../../envs/core.yaml"
         threads: 1
@@ -70,23 +54,24 @@ if not COHORT.get("msd"):
             mem_mb=2000,
             runtime=20,
         shell:
-            "python -m liverbench.data.phantom --kind msd --out {params.root} "
-            "--patients {params.n} --seed {params.seed} --size {params.size} > {log} 2>&1"
+            "python -m liverbench.data.phantom --kind msd --out {params.root:q} "
+            "--patients {params.n} --seed {params.seed} --size {params.size:q} > {log:q} 2>&1"
 
 
 rule standardize_h108:
     input:
-        manifest_sources,
+        # the patient's source files by name (from the manifest, parsed once, or the phantom)
+        unpack(lambda wildcards: {n: CASE_SOURCES[wildcards.patient][n] for n in STANDARD_FILES}),
     output:
-        case=f"{EXP}/data/h108/{{patient}}/case.json",
-        images=expand(f"{EXP}/data/h108/{{{{patient}}}}/{{name}}.nii.gz", name=H108_FILES),
+        case=LAYOUT.case_record("{patient}"),
+        images=[LAYOUT.case_file("{patient}", name) for name in STANDARD_FILES],
     params:
-        manifest=MANIFEST,
-        out=folder_of,
+        sources=lambda wildcards, input: [f"{name}={path}" for name, path in input.items()],
+        out=lambda wildcards: LAYOUT.case_dir(wildcards.patient),
     benchmark:
-        f"{EXP}/benchmarks/standardize/{{patient}}.tsv"
+        LAYOUT.benchmark("standardize", "{patient}")
     log:
-        f"{EXP}/logs/standardize/{{patient}}.log",
+        LAYOUT.log("standardize", "{patient}"),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -94,8 +79,8 @@ rule standardize_h108:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m liverbench.data standardize-h108 --manifest {params.manifest} "
-        "--patient {wildcards.patient} --out {params.out} > {log} 2>&1"
+        f"{DATA_COMMAND} standardize-h108 --patient {{wildcards.patient:q}} "
+        "--sources {params.sources:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule standardize_msd:
@@ -104,15 +89,14 @@ rule standardize_msd:
         image=f"{MSD_ROOT}/imagesTr/{{case}}.nii.gz",
         label=f"{MSD_ROOT}/labelsTr/{{case}}.nii.gz",
     output:
-        f"{EXP}/data/msd/{{case}}/cect.nii.gz",
-        f"{EXP}/data/msd/{{case}}/cect_liver.nii.gz",
+        [LAYOUT.msd_case_file("{case}", name) for name in MSD_FILES],
     params:
-        root=lambda wildcards, input: os.path.dirname(input.dataset),
-        out=folder_of,
+        root=lambda wildcards: MSD_ROOT,
+        out=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
     benchmark:
-        f"{EXP}/benchmarks/standardize/msd_{{case}}.tsv"
+        LAYOUT.benchmark("standardize", "msd_{case}")
     log:
-        f"{EXP}/logs/standardize/msd_{{case}}.log",
+        LAYOUT.log("standardize", "msd_{case}"),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -120,23 +104,23 @@ rule standardize_msd:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m liverbench.data standardize-msd --root {params.root} --case {wildcards.case} "
-        "--out {params.out} > {log} 2>&1"
+        f"{DATA_COMMAND} standardize-msd --root {{params.root:q}} --case {{wildcards.case:q}} "
+        "--out {params.out:q} > {log:q} 2>&1"
 
 
 rule preprocess_h108:
     input:
-        expand(f"{EXP}/data/h108/{{{{patient}}}}/{{name}}.nii.gz", name=H108_FILES),
+        [LAYOUT.case_file("{patient}", name) for name in CASE_FILES],
     output:
-        expand(f"{EXP}/preprocessed/h108/{{{{patient}}}}/{{name}}.nii.gz", name=H108_FILES),
+        [LAYOUT.prep_file("{patient}", name) for name in CASE_FILES],
     params:
-        case=lambda wildcards, input: os.path.dirname(input[0]),
-        out=folder_of,
-        settings=method_settings("preprocess"),
+        case=lambda wildcards: LAYOUT.case_dir(wildcards.patient),
+        out=lambda wildcards: LAYOUT.prep_dir(wildcards.patient),
+        settings=json.dumps(config["preprocess"], sort_keys=True),
     benchmark:
-        f"{EXP}/benchmarks/preprocess/{{patient}}.tsv"
+        LAYOUT.benchmark("preprocess", "{patient}")
     log:
-        f"{EXP}/logs/preprocess/{{patient}}.log",
+        LAYOUT.log("preprocess", "{patient}"),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -144,25 +128,23 @@ rule preprocess_h108:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m liverbench.data preprocess --case {params.case} --out {params.out} "
-        "--settings '{params.settings}' > {log} 2>&1"
+        f"{DATA_COMMAND} preprocess --case {{params.case:q}} --out {{params.out:q}} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule preprocess_msd:
     input:
-        f"{EXP}/data/msd/{{case}}/cect.nii.gz",
-        f"{EXP}/data/msd/{{case}}/cect_liver.nii.gz",
+        [LAYOUT.msd_case_file("{case}", name) for name in MSD_FILES],
     output:
-        f"{EXP}/preprocessed/msd/{{case}}/cect.nii.gz",
-        f"{EXP}/preprocessed/msd/{{case}}/cect_liver.nii.gz",
+        [LAYOUT.msd_prep_file("{case}", name) for name in MSD_FILES],
     params:
-        case=lambda wildcards, input: os.path.dirname(input[0]),
-        out=folder_of,
-        settings=method_settings("preprocess"),
+        case=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
+        out=lambda wildcards: LAYOUT.msd_prep_dir(wildcards.case),
+        settings=json.dumps(config["preprocess"], sort_keys=True),
     benchmark:
-        f"{EXP}/benchmarks/preprocess/msd_{{case}}.tsv"
+        LAYOUT.benchmark("preprocess", "msd_{case}")
     log:
-        f"{EXP}/logs/preprocess/msd_{{case}}.log",
+        LAYOUT.log("preprocess", "msd_{case}"),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -170,30 +152,25 @@ rule preprocess_msd:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m liverbench.data preprocess --case {params.case} --out {params.out} "
-        "--settings '{params.settings}' > {log} 2>&1"
+        f"{DATA_COMMAND} preprocess --case {{params.case:q}} --out {{params.out:q}} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule pair:
     input:
-        moving=f"{EXP}/data/h108/{{moving}}/cect.nii.gz",
-        moving_liver=f"{EXP}/data/h108/{{moving}}/cect_liver.nii.gz",
-        fixed=f"{EXP}/data/h108/{{fixed}}/ncect.nii.gz",
-        fixed_liver=f"{EXP}/data/h108/{{fixed}}/ncect_liver.nii.gz",
+        moving=LAYOUT.case_file("{moving}", "cect"),
+        moving_liver=LAYOUT.case_file("{moving}", "cect_liver"),
+        fixed=LAYOUT.case_file("{fixed}", "ncect"),
+        fixed_liver=LAYOUT.case_file("{fixed}", "ncect_liver"),
     output:
-        expand(
-            f"{EXP}/pairs/{{{{moving}}}}__{{{{fixed}}}}/{{name}}.nii.gz",
-            name=["moving", "moving_liver", "fixed", "fixed_liver"],
-        ),
+        [LAYOUT.pair_file(pair_id("{moving}", "{fixed}"), name) for name in PAIR_FILES],
     params:
-        moving=lambda wildcards, input: os.path.dirname(input.moving),
-        fixed=lambda wildcards, input: os.path.dirname(input.fixed),
-        out=folder_of,
-        settings=method_settings("preprocess"),
+        out=lambda wildcards: LAYOUT.pair_dir(pair_id(wildcards.moving, wildcards.fixed)),
+        settings=json.dumps(config["preprocess"], sort_keys=True),
     benchmark:
-        f"{EXP}/benchmarks/pairs/{{moving}}__{{fixed}}.tsv"
+        LAYOUT.benchmark("pairs", pair_id("{moving}", "{fixed}"))
     log:
-        f"{EXP}/logs/pairs/{{moving}}__{{fixed}}.log",
+        LAYOUT.log("pairs", pair_id("{moving}", "{fixed}")),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -201,33 +178,6 @@ rule pair:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m liverbench.data pair --moving-case {params.moving} "
-        "--fixed-case {params.fixed} --out {params.out} --settings '{params.settings}' "
-        "> {log} 2>&1"
-
-
-rule splits:
-    input:
-        [] if PHANTOM else [MANIFEST],
-    output:
-        f"{EXP}/splits.json",
-    params:
-        patients=" ".join(H108_PATIENTS),
-        fractions=" ".join(str(f) for f in COHORT["split_fractions"]),
-        seed=SEED,
-        inter=COHORT["inter_per_patient"],
-        manifest="" if PHANTOM else f"--manifest {MANIFEST}",
-    benchmark:
-        f"{EXP}/benchmarks/splits.tsv"
-    log:
-        f"{EXP}/logs/splits.log",
-    conda:
-        "../../envs/core.yaml"
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    shell:
-        "python -m liverbench.data splits --patients {params.patients} "
-        "--fractions {params.fractions} --seed {params.seed} "
-        "--inter-per-patient {params.inter} {params.manifest} --out {output} > {log} 2>&1"
+        f"{DATA_COMMAND} pair --moving {{input.moving:q}} --moving-liver {{input.moving_liver:q}} "
+        "--fixed {input.fixed:q} --fixed-liver {input.fixed_liver:q} --out {params.out:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"

@@ -2,112 +2,103 @@
 # fine-tune on the training patients' nCECT (validated on the validation patients), then
 # segment the nCECT of every test pair in one process, timed per pair.
 
-import math
-
-from liverbench.data.splits import parse_pair
-
-DEEPMEDIC = config.get("deepmedic", {})
-DEEPMEDIC_DIR = f"{EXP}/models/deepmedic"
-DEEPMEDIC_TEST_PATIENTS = [parse_pair(pair)[1] for pair in TEST_PAIRS]
+DEEPMEDIC = config["deepmedic"]
+DEEPMEDIC_DIR = LAYOUT.model_dir("deepmedic")
 # Memory: volumes held in memory (float32 image + uint8 label) plus the network's working set.
 DM_MB_PER_VOLUME = math.prod(config["preprocess"]["shape"]) * 5 / 2**20
 DM_BASE_MB = 3000
 # Wall time asked of the scheduler: generous for a CPU, ~0.5 s per iteration.
 DM_SECONDS_PER_ITERATION = 0.5
-DM_PREP = f"{EXP}/preprocessed/h108/{{patient}}"
-
-# The report plots the loss CSV of both stages (see evaluate.smk).
-TRAINING_CURVES["deepmedic"] = f"{DEEPMEDIC_DIR}/losses.csv"
+# Each test pair's fixed patient, aligned with TEST_PAIRS: whose nCECT the pair segments.
+DM_FIXED = [fixed_of(pair) for pair in TEST_PAIRS]
+DM_MINUTES = {
+    stage: 10 + math.ceil(DEEPMEDIC[f"iterations_{stage}"] * DM_SECONDS_PER_ITERATION / 60)
+    for stage in ("pretrain", "finetune")
+}
 
 
 rule deepmedic_pretrain:
     input:
-        images=expand(f"{EXP}/preprocessed/msd/{{case}}/cect.nii.gz", case=MSD_CASES),
-        labels=expand(f"{EXP}/preprocessed/msd/{{case}}/cect_liver.nii.gz", case=MSD_CASES),
+        images=[LAYOUT.msd_prep_file(case, "cect") for case in MSD_CASES],
+        labels=[LAYOUT.msd_prep_file(case, "cect_liver") for case in MSD_CASES],
     output:
         model=f"{DEEPMEDIC_DIR}/pretrained.pt",
         losses=f"{DEEPMEDIC_DIR}/pretrain_losses.csv",
     params:
-        settings=method_settings("deepmedic"),
-        seed=SEED,
+        settings=settings_json("deepmedic"),
     benchmark:
-        f"{EXP}/benchmarks/deepmedic/pretrain.tsv"
+        LAYOUT.benchmark("deepmedic", "pretrain")
     log:
-        f"{EXP}/logs/deepmedic/pretrain.log",
+        LAYOUT.log("deepmedic", "pretrain"),
     conda:
         "../../envs/torch.yaml"
-    threads: DEEPMEDIC.get("threads", 2)
+    threads: DEEPMEDIC["threads"]
     resources:
         mem_mb=DM_BASE_MB + int(len(MSD_CASES) * DM_MB_PER_VOLUME),
-        runtime=10
-        + math.ceil(DEEPMEDIC.get("iterations_pretrain", 20000) * DM_SECONDS_PER_ITERATION / 60),
-        gpu=DEEPMEDIC.get("gpu", 0),
+        runtime=DM_MINUTES["pretrain"],
+        gpu=DEEPMEDIC["gpu"],
     shell:
         "python -m baselines.deepmedic train --stage pretrain "
-        "--settings '{params.settings}' --seed {params.seed} --threads {threads} "
-        "--images {input.images} --labels {input.labels} --out {output.model} "
-        "--losses {output.losses} > {log} 2>&1"
+        "--settings {params.settings:q} --threads {threads} "
+        "--images {input.images:q} --labels {input.labels:q} --out {output.model:q} "
+        "--losses {output.losses:q} > {log:q} 2>&1"
 
 
 rule deepmedic_finetune:
     input:
         pretrained=rules.deepmedic_pretrain.output.model,
-        images=expand(f"{DM_PREP}/ncect.nii.gz", patient=SPLITS["train"]),
-        labels=expand(f"{DM_PREP}/ncect_liver.nii.gz", patient=SPLITS["train"]),
-        val_images=expand(f"{DM_PREP}/ncect.nii.gz", patient=SPLITS["val"]),
-        val_labels=expand(f"{DM_PREP}/ncect_liver.nii.gz", patient=SPLITS["val"]),
+        images=[LAYOUT.prep_file(p, "ncect") for p in SPLITS["train"]],
+        labels=[LAYOUT.prep_file(p, "ncect_liver") for p in SPLITS["train"]],
+        val_images=[LAYOUT.prep_file(p, "ncect") for p in SPLITS["val"]],
+        val_labels=[LAYOUT.prep_file(p, "ncect_liver") for p in SPLITS["val"]],
     output:
         model=f"{DEEPMEDIC_DIR}/model.pt",
         losses=f"{DEEPMEDIC_DIR}/losses.csv",
     params:
-        settings=method_settings("deepmedic"),
-        seed=SEED,
+        settings=settings_json("deepmedic"),
     benchmark:
-        f"{EXP}/benchmarks/deepmedic/finetune.tsv"
+        LAYOUT.benchmark("deepmedic", "finetune")
     log:
-        f"{EXP}/logs/deepmedic/finetune.log",
+        LAYOUT.log("deepmedic", "finetune"),
     conda:
         "../../envs/torch.yaml"
-    threads: DEEPMEDIC.get("threads", 2)
+    threads: DEEPMEDIC["threads"]
     resources:
         mem_mb=DM_BASE_MB + int((len(SPLITS["train"]) + len(SPLITS["val"])) * DM_MB_PER_VOLUME),
-        runtime=10
-        + math.ceil(DEEPMEDIC.get("iterations_finetune", 10000) * DM_SECONDS_PER_ITERATION / 60),
-        gpu=DEEPMEDIC.get("gpu", 0),
+        runtime=DM_MINUTES["finetune"],
+        gpu=DEEPMEDIC["gpu"],
     shell:
         "python -m baselines.deepmedic train --stage finetune "
-        "--settings '{params.settings}' --seed {params.seed} --threads {threads} "
-        "--init {input.pretrained} "
-        "--images {input.images} --labels {input.labels} --val-images {input.val_images} "
-        "--val-labels {input.val_labels} --out {output.model} --losses {output.losses} "
-        "> {log} 2>&1"
+        "--settings {params.settings:q} --threads {threads} --init {input.pretrained:q} "
+        "--images {input.images:q} --labels {input.labels:q} "
+        "--val-images {input.val_images:q} --val-labels {input.val_labels:q} "
+        "--out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
 
 
 rule deepmedic_predict:
     input:
         model=rules.deepmedic_finetune.output.model,
-        inputs=expand(f"{DM_PREP}/ncect.nii.gz", patient=DEEPMEDIC_TEST_PATIENTS),
-        references=expand(
-            f"{EXP}/data/h108/{{patient}}/ncect.nii.gz", patient=DEEPMEDIC_TEST_PATIENTS
-        ),
+        images=[LAYOUT.prep_file(p, "ncect") for p in DM_FIXED],
+        references=[LAYOUT.case_file(p, "ncect") for p in DM_FIXED],
     output:
         predictions=predictions("deepmedic"),
         runtimes=runtimes("deepmedic"),
     params:
-        settings=method_settings("deepmedic"),
-        pairs=" ".join(TEST_PAIRS),
+        settings=settings_json("deepmedic"),
+        pairs=TEST_PAIRS,
     benchmark:
-        f"{EXP}/benchmarks/deepmedic/predict.tsv"
+        LAYOUT.benchmark("deepmedic", "predict")
     log:
-        f"{EXP}/logs/deepmedic/predict.log",
+        LAYOUT.log("deepmedic", "predict"),
     conda:
         "../../envs/torch.yaml"
-    threads: DEEPMEDIC.get("threads", 2)
+    threads: DEEPMEDIC["threads"]
     resources:
         mem_mb=DM_BASE_MB + int(8 * DM_MB_PER_VOLUME),
         runtime=10 + 2 * len(TEST_PAIRS),
     shell:
         "python -m baselines.deepmedic predict "
-        "--settings '{params.settings}' --threads {threads} --model {input.model} "
-        "--pairs {params.pairs} --inputs {input.inputs} --references {input.references} "
-        "--outputs {output.predictions} --runtimes {output.runtimes} > {log} 2>&1"
+        "--settings {params.settings:q} --threads {threads} --model {input.model:q} "
+        "--pairs {params.pairs:q} --images {input.images:q} "
+        "--references {input.references:q} --predictions {output.predictions:q} "
+        "--runtimes {output.runtimes:q} > {log:q} 2>&1"

@@ -1,33 +1,27 @@
-# Evaluation: per-pair metrics of every method, from prediction files only; Table 1, the
-# extended table, figures and provenance. Everything lands in results/{experiment}/.
-#
-# Method rule files may register, for the report (in dicts created in common.smk):
-#   TRAINING_CURVES[method] = path of a loss CSV (column `epoch`, numeric loss columns,
-#                              optional `cascade`/`stage`)      -> figures/training/{method}.png
-#   WARPED_CECT[method]     = path pattern with {pair}: the warped CECT on the pair's working
-#                              grid (EXP/pairs/{pair}/)           -> figures/checkerboard/...
-# report.smk, included last, turns the registrations into targets of `rule all`.
+# Evaluation: per-pair metrics of every selected method, from its prediction files only; Table
+# 1, the extended table, figures and provenance. Every path comes from LAYOUT; what the report
+# draws per method (a loss CSV, warped CECTs) comes from the method registry
+# (liverbench/methods.py). `rule all` builds `REPORT_TARGETS`.
 
-from liverbench.data.splits import parse_pair
-
-TRAINING_CURVES = globals().get("TRAINING_CURVES", {})
-WARPED_CECT = globals().get("WARPED_CECT", {})
-EVALUATION = config.get("evaluation", {})
-METHOD_LABELS = EVALUATION.get("method_labels", {})
+LABELS = config["evaluation"]["method_labels"]  # filled for every selected method
+METRIC_FILES = [LAYOUT.metrics(method) for method in METHODS]
+CURVES = {m.id: m.training_curve(LAYOUT) for m in SELECTED if m.training_curve}
+WARPED_METHODS = [m.id for m in SELECTED if m.warped]
 
 
-METRIC_FILES = expand(f"{EXP}/metrics/{{method}}.csv", method=METHODS)
-# What the tables need from the config, as JSON (a change re-runs the tables).
-TABLES_SETTINGS = json.dumps(
-    {
-        "experiment": config["experiment"],
-        "seed": SEED,
-        "reference_method": EVALUATION.get("reference_method", "regsegnet"),
-        "bootstrap_samples": EVALUATION.get("bootstrap_samples", 2000),
-        "paper_table1": EVALUATION.get("paper_table1", config.get("paper_table1")),
-        "method_labels": METHOD_LABELS,
-    },
-    sort_keys=True,
+# Everything `rule all` builds: metrics, tables, figures, overlays, provenance, and the
+# training curves and checkerboards of the methods that declare them.
+REPORT_TARGETS = (
+    METRIC_FILES
+    + [
+        LAYOUT.table("table1", "html"),
+        LAYOUT.table("table_extended", "html"),
+        LAYOUT.figure("metrics_boxplot"),
+        LAYOUT.provenance("html"),
+    ]
+    + [LAYOUT.figure("overlays", pair) for pair in TEST_PAIRS]
+    + [LAYOUT.figure("training", method) for method in CURVES]
+    + [LAYOUT.figure("checkerboard", m, pair) for m in WARPED_METHODS for pair in TEST_PAIRS]
 )
 
 
@@ -35,18 +29,21 @@ rule metrics:
     input:
         predictions=lambda wildcards: predictions(wildcards.method),
         runtimes=lambda wildcards: runtimes(wildcards.method),
-        cases=expand(f"{EXP}/data/h108/{{patient}}/case.json", patient=TEST_PATIENTS),
+        references=fixed_files("ncect_liver"),
+        # the lung shunt fraction, where the cohort has SPECT
+        spect=fixed_files("spect") if HAS_SPECT else [],
+        lungs=fixed_files("ncect_lungs") if HAS_SPECT else [],
     output:
-        f"{EXP}/metrics/{{method}}.csv",
+        LAYOUT.metrics("{method}"),
     params:
-        pairs=" ".join(TEST_PAIRS),
-        predictions=lambda wildcards, input: os.path.dirname(input.predictions[0]),
-        runtimes=lambda wildcards, input: os.path.dirname(input.runtimes[0]),
-        cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input.cases[0])),
+        pairs=TEST_PAIRS,
+        lsf=lambda wildcards, input: (
+            ["--spect", *input.spect, "--lungs", *input.lungs] if HAS_SPECT else []
+        ),
     benchmark:
-        f"{EXP}/benchmarks/metrics/{{method}}.tsv"
+        LAYOUT.benchmark("metrics", "{method}")
     log:
-        f"{EXP}/logs/metrics/{{method}}.log",
+        LAYOUT.log("metrics", "{method}"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -54,38 +51,40 @@ rule metrics:
         mem_mb=3000,
         runtime=15,
     shell:
-        "python -m liverbench.evaluation.evaluate --method {wildcards.method} "
-        "--pairs {params.pairs} --predictions {params.predictions} "
-        "--runtimes {params.runtimes} --cases {params.cases} "
-        "--out {output} > {log} 2>&1"
+        "python -m liverbench.evaluation.evaluate --method {wildcards.method:q} "
+        "--pairs {params.pairs:q} --predictions {input.predictions:q} "
+        "--runtimes {input.runtimes:q} --references {input.references:q} {params.lsf:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule tables:
     input:
-        METRIC_FILES,
+        metrics=METRIC_FILES,
     output:
-        table1_csv=f"{EXP}/table1.csv",
-        table1_md=f"{EXP}/table1.md",
-        table1_tex=f"{EXP}/table1.tex",
+        table1_csv=LAYOUT.table("table1", "csv"),
+        table1_md=LAYOUT.table("table1", "md"),
+        table1_tex=LAYOUT.table("table1", "tex"),
         table1_html=report(
-            f"{EXP}/table1.html",
+            LAYOUT.table("table1", "html"),
             caption="../report/table1.rst",
             category="1. Table 1",
         ),
-        extended_csv=f"{EXP}/table_extended.csv",
-        extended_md=f"{EXP}/table_extended.md",
+        extended_csv=LAYOUT.table("table_extended", "csv"),
+        extended_md=LAYOUT.table("table_extended", "md"),
         extended_html=report(
-            f"{EXP}/table_extended.html",
+            LAYOUT.table("table_extended", "html"),
             caption="../report/table_extended.rst",
             category="2. Extended table",
         ),
     params:
-        settings=TABLES_SETTINGS,
+        settings=settings_json("evaluation"),
+        experiment=config["experiment"],
+        seed=SEED,
         out=lambda wildcards, output: os.path.dirname(output.table1_csv),
     benchmark:
-        f"{EXP}/benchmarks/report/tables.tsv"
+        LAYOUT.benchmark("report", "tables")
     log:
-        f"{EXP}/logs/report/tables.log",
+        LAYOUT.log("report", "tables"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -93,39 +92,40 @@ rule tables:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m liverbench.evaluation.tables --metrics {input} "
-        "--config-json {params.settings:q} --out-dir {params.out} > {log} 2>&1"
+        "python -m liverbench.evaluation.tables --metrics {input.metrics:q} "
+        "--settings {params.settings:q} --experiment {params.experiment:q} "
+        "--seed {params.seed:q} --out-dir {params.out:q} > {log:q} 2>&1"
 
 
 rule figures_summary:
     input:
-        METRIC_FILES,
+        metrics=METRIC_FILES,
     output:
         boxplot=report(
-            f"{EXP}/figures/metrics_boxplot.png",
+            LAYOUT.figure("metrics_boxplot"),
             caption="../report/metrics_boxplot.rst",
             category="3. Figures",
             subcategory="Metrics and runtime",
         ),
         runtime=report(
-            f"{EXP}/figures/runtime.png",
+            LAYOUT.figure("runtime"),
             caption="../report/runtime.rst",
             category="3. Figures",
             subcategory="Metrics and runtime",
         ),
         accuracy=report(
-            f"{EXP}/figures/accuracy_runtime.png",
+            LAYOUT.figure("accuracy_runtime"),
             caption="../report/accuracy_runtime.rst",
             category="3. Figures",
             subcategory="Metrics and runtime",
         ),
     params:
-        labels=json.dumps(METHOD_LABELS, sort_keys=True),
+        labels=json.dumps(LABELS, sort_keys=True),
         out=lambda wildcards, output: os.path.dirname(output.boxplot),
     benchmark:
-        f"{EXP}/benchmarks/report/figures_summary.tsv"
+        LAYOUT.benchmark("report", "figures_summary")
     log:
-        f"{EXP}/logs/report/figures_summary.log",
+        LAYOUT.log("report", "figures_summary"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -133,34 +133,32 @@ rule figures_summary:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m liverbench.evaluation.figures summary --metrics {input} "
-        "--out-dir {params.out} --labels-json {params.labels:q} > {log} 2>&1"
+        "python -m liverbench.evaluation.figures summary --metrics {input.metrics:q} "
+        "--out-dir {params.out:q} --labels-json {params.labels:q} > {log:q} 2>&1"
 
 
 rule figure_overlay:
     input:
-        ncect=lambda wildcards: f"{case_dir(parse_pair(wildcards.pair)[1])}/ncect.nii.gz",
-        liver=lambda wildcards: f"{case_dir(parse_pair(wildcards.pair)[1])}/ncect_liver.nii.gz",
-        predictions=lambda wildcards: [
-            f"{EXP}/predictions/{method}/{wildcards.pair}.nii.gz" for method in METHODS
-        ],
+        ncect=lambda wildcards: LAYOUT.case_file(fixed_of(wildcards.pair), "ncect"),
+        liver=lambda wildcards: LAYOUT.case_file(fixed_of(wildcards.pair), "ncect_liver"),
+        predictions=lambda wildcards: [LAYOUT.prediction(m, wildcards.pair) for m in METHODS],
     output:
         report(
-            f"{EXP}/figures/overlays/{{pair}}.png",
+            LAYOUT.figure("overlays", "{pair}"),
             caption="../report/overlay.rst",
             category="3. Figures",
             subcategory="Contours per test pair",
             labels={"pair": "{pair}"},
         ),
     params:
-        cases=f"{EXP}/data/h108",
-        predictions=" ".join(f"{method}={EXP}/predictions/{method}" for method in METHODS),
-        labels=json.dumps(METHOD_LABELS, sort_keys=True),
-        out=lambda wildcards, output: os.path.dirname(output[0]),
+        predictions=lambda wildcards, input: [
+            f"{method}={path}" for method, path in zip(METHODS, input.predictions)
+        ],
+        labels=json.dumps(LABELS, sort_keys=True),
     benchmark:
-        f"{EXP}/benchmarks/report/overlay_{{pair}}.tsv"
+        LAYOUT.benchmark("report", "overlay_{pair}")
     log:
-        f"{EXP}/logs/report/overlay_{{pair}}.log",
+        LAYOUT.log("report", "overlay_{pair}"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -168,32 +166,30 @@ rule figure_overlay:
         mem_mb=2000,
         runtime=5,
     shell:
-        "python -m liverbench.evaluation.figures overlays --cases {params.cases} "
-        "--pairs {wildcards.pair} --predictions {params.predictions} "
-        "--out-dir {params.out} --labels-json {params.labels:q} > {log} 2>&1"
+        "python -m liverbench.evaluation.figures overlays --pair {wildcards.pair:q} "
+        "--ncect {input.ncect:q} --liver {input.liver:q} --predictions {params.predictions:q} "
+        "--out {output:q} --labels-json {params.labels:q} > {log:q} 2>&1"
 
 
 rule figure_checkerboard:
     input:
-        fixed=f"{EXP}/pairs/{{pair}}/fixed.nii.gz",
-        moving=f"{EXP}/pairs/{{pair}}/moving.nii.gz",
-        warped=lambda wildcards: WARPED_CECT[wildcards.method].format(pair=wildcards.pair),
+        fixed=LAYOUT.pair_file("{pair}", "fixed"),
+        moving=LAYOUT.pair_file("{pair}", "moving"),
+        warped=LAYOUT.warped("{method}", "{pair}"),
     output:
         report(
-            f"{EXP}/figures/checkerboard/{{method}}/{{pair}}.png",
+            LAYOUT.figure("checkerboard", "{method}", "{pair}"),
             caption="../report/checkerboard.rst",
             category="3. Figures",
             subcategory="Registration checkerboards",
             labels={"method": "{method}", "pair": "{pair}"},
         ),
     params:
-        title=lambda wildcards: (
-            f"{METHOD_LABELS.get(wildcards.method, wildcards.method)}, pair {wildcards.pair}"
-        ),
+        title=lambda wildcards: f"{LABELS[wildcards.method]}, pair {wildcards.pair}",
     benchmark:
-        f"{EXP}/benchmarks/report/checkerboard_{{method}}_{{pair}}.tsv"
+        LAYOUT.benchmark("report", "checkerboard_{method}_{pair}")
     log:
-        f"{EXP}/logs/report/checkerboard_{{method}}_{{pair}}.log",
+        LAYOUT.log("report", "checkerboard_{method}_{pair}"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -201,30 +197,28 @@ rule figure_checkerboard:
         mem_mb=2000,
         runtime=5,
     shell:
-        "python -m liverbench.evaluation.figures checkerboard --fixed {input.fixed} "
-        "--moving {input.moving} --warped {input.warped} --out {output} "
-        "--title {params.title:q} > {log} 2>&1"
+        "python -m liverbench.evaluation.figures checkerboard --fixed {input.fixed:q} "
+        "--moving {input.moving:q} --warped {input.warped:q} --out {output:q} "
+        "--title {params.title:q} > {log:q} 2>&1"
 
 
 rule figure_training:
     input:
-        lambda wildcards: TRAINING_CURVES[wildcards.method],
+        lambda wildcards: CURVES[wildcards.method],
     output:
         report(
-            f"{EXP}/figures/training/{{method}}.png",
+            LAYOUT.figure("training", "{method}"),
             caption="../report/training.rst",
             category="3. Figures",
             subcategory="Training curves",
             labels={"method": "{method}"},
         ),
     params:
-        title=lambda wildcards: (
-            f"{METHOD_LABELS.get(wildcards.method, wildcards.method)}: training"
-        ),
+        title=lambda wildcards: f"{LABELS[wildcards.method]}: training",
     benchmark:
-        f"{EXP}/benchmarks/report/training_{{method}}.tsv"
+        LAYOUT.benchmark("report", "training_{method}")
     log:
-        f"{EXP}/logs/report/training_{{method}}.log",
+        LAYOUT.log("report", "training_{method}"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -232,28 +226,26 @@ rule figure_training:
         mem_mb=1000,
         runtime=5,
     shell:
-        "python -m liverbench.evaluation.figures training --csv {input} --out {output} "
-        "--title {params.title:q} > {log} 2>&1"
+        "python -m liverbench.evaluation.figures training --csv {input:q} --out {output:q} "
+        "--title {params.title:q} > {log:q} 2>&1"
 
 
 rule provenance:
     input:
-        # after the methods ran, so the record describes the finished run
-        METRIC_FILES,
+        metrics=METRIC_FILES,  # after the methods ran, so the record describes the finished run
+        config=LAYOUT.resolved_config,  # rewritten by common.smk only when its content changes
     output:
-        json=f"{EXP}/provenance.json",
-        md=f"{EXP}/provenance.md",
+        json=LAYOUT.provenance("json"),
+        md=LAYOUT.provenance("md"),
         html=report(
-            f"{EXP}/provenance.html",
+            LAYOUT.provenance("html"),
             caption="../report/provenance.rst",
             category="4. Provenance",
         ),
-    params:
-        config=json.dumps(config, sort_keys=True, default=str),
     benchmark:
-        f"{EXP}/benchmarks/report/provenance.tsv"
+        LAYOUT.benchmark("report", "provenance")
     log:
-        f"{EXP}/logs/report/provenance.log",
+        LAYOUT.log("report", "provenance"),
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -261,15 +253,6 @@ rule provenance:
         mem_mb=2000,
         runtime=5,
     shell:
-        "python -m liverbench.evaluation.provenance --config-json {params.config:q} "
-        "--out-json {output.json} --out-md {output.md} --out-html {output.html} > {log} 2>&1"
-
-
-ALL_TARGETS += METRIC_FILES
-ALL_TARGETS += [
-    f"{EXP}/table1.html",
-    f"{EXP}/table_extended.html",
-    f"{EXP}/figures/metrics_boxplot.png",
-    f"{EXP}/provenance.html",
-]
-ALL_TARGETS += expand(f"{EXP}/figures/overlays/{{pair}}.png", pair=TEST_PAIRS)
+        "python -m liverbench.evaluation.provenance --config {input.config:q} "
+        "--out-json {output.json:q} --out-md {output.md:q} --out-html {output.html:q} "
+        "> {log:q} 2>&1"

@@ -3,19 +3,18 @@
 
 rule identity_predict:
     input:
-        expand(f"{EXP}/data/h108/{{patient}}/case.json", patient=TEST_PATIENTS),
+        cect=moving_files("cect"),
+        cect_liver=moving_files("cect_liver"),
+        ncect=fixed_files("ncect"),
     output:
         predictions=predictions("identity"),
         runtimes=runtimes("identity"),
     params:
-        pairs=" ".join(TEST_PAIRS),
-        cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
-        out=lambda wildcards, output: os.path.dirname(output.predictions[0]),
-        runtime=lambda wildcards, output: os.path.dirname(output.runtimes[0]),
+        pairs=TEST_PAIRS,
     benchmark:
-        f"{EXP}/benchmarks/identity/predict.tsv"
+        LAYOUT.benchmark("identity", "predict")
     log:
-        f"{EXP}/logs/identity/predict.log",
+        LAYOUT.log("identity", "predict"),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -23,5 +22,6 @@ rule identity_predict:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m baselines.identity --cases {params.cases} --pairs {params.pairs} "
-        "--out-dir {params.out} --runtime-dir {params.runtime} > {log} 2>&1"
+        "python -m baselines.identity --pairs {params.pairs:q} --cect {input.cect:q} "
+        "--cect-liver {input.cect_liver:q} --ncect {input.ncect:q} "
+        "--predictions {output.predictions:q} --runtimes {output.runtimes:q} > {log:q} 2>&1"

@@ -4,20 +4,18 @@
 #                      plans (+ the small extra configuration at demo/smoke), preprocessing
 #   nnunet_pretrain    the MSD cohort with a target's moved plans (the `pretraining` sources)
 #   nnunet_train       a target, from the pretrained weights (`pretraining`) or from scratch
-#   nnunet_ncect_predict  method nnunet_ncect: nnU-Net on the nCECT of each test pair
+#   nnunet_ncect_predict  method nnunet_ncect: nnU-Net on the original nCECT of each test pair
 # The CECT model serves elastix_cnn (elastix_cnn.smk), the nCECT model both methods.
 
-import math
+from baselines.nnunet.settings import Settings as NnunetSettings
 
-NNUNET = config.get("nnunet", {})
-NNUNET_ROOT = f"{EXP}/nnunet"
-NNUNET_MODELS = f"{EXP}/models/nnunet"
-NNUNET_PRETRAINING = NNUNET.get("pretraining", {"cect": "cect", "ncect": "ncect"})
-NNUNET_SMALL = NNUNET.get("configuration", "3d_fullres") != "3d_fullres"
+NNUNET = config["nnunet"]
+NNUNET_SETTINGS = NnunetSettings.from_mapping(NNUNET, section="nnunet")
+NNUNET_ROOT = LAYOUT.method_dir("nnunet")
 # Cohort datasets the requested methods need (nnunet_ncect: nCECT; elastix_cnn: both), and
 # those whose plans their pretraining uses.
-_nn_needed = {"cect", "ncect"} if "elastix_cnn" in METHODS else {"ncect"}
-NNUNET_TARGETS = sorted(_nn_needed | {NNUNET_PRETRAINING.get(t) for t in _nn_needed} - {None})
+NNUNET_NEEDED = ["cect", "ncect"] if "elastix_cnn" in METHODS else ["ncect"]
+NNUNET_TARGETS = sorted({*NNUNET_NEEDED, *NNUNET_SETTINGS.pretraining_sources(NNUNET_NEEDED)})
 NNUNET_COHORT = SPLITS["train"] + SPLITS["val"]
 
 
@@ -26,146 +24,136 @@ NNUNET_COHORT = SPLITS["train"] + SPLITS["val"]
 NNUNET_MINUTES = {
     stage: 20
     + math.ceil(
-        NNUNET.get(stage, {}).get("epochs", 1000)
-        * (
-            NNUNET.get(stage, {}).get("iterations_per_epoch", 250)
-            + NNUNET.get(stage, {}).get("val_iterations", 50)
-        )
-        * (2.0 if NNUNET_SMALL else 1.0)
+        NNUNET[stage]["epochs"]
+        * (NNUNET[stage]["iterations_per_epoch"] + NNUNET[stage]["val_iterations"])
+        * (2.0 if NNUNET_SETTINGS.is_small else 1.0)
         / 60
     )
     for stage in ("pretrain", "train")
 }
-NNUNET_MEMORY_MB = 6000 if NNUNET_SMALL else 32000
+NNUNET_MEMORY_MB = 6000 if NNUNET_SETTINGS.is_small else 32000
 
 
 rule nnunet_prepare:
     input:
-        msd=expand(
-            f"{EXP}/data/msd/{{case}}/{{name}}.nii.gz", case=MSD_CASES, name=["cect", "cect_liver"]
-        ),
-        cohort=expand(f"{EXP}/data/h108/{{patient}}/case.json", patient=NNUNET_COHORT),
+        msd=[LAYOUT.msd_case_file(case, name) for case in MSD_CASES for name in MSD_FILES],
+        cohort=[LAYOUT.case_file(p, name) for p in NNUNET_COHORT for name in CASE_FILES],
     output:
-        f"{NNUNET_MODELS}/configuration.json",
+        LAYOUT.model_file("nnunet", "configuration.json"),
     params:
         root=NNUNET_ROOT,
-        settings=method_settings("nnunet"),
-        msd=" ".join(msd_case_dir(case) for case in MSD_CASES),
-        train=" ".join(case_dir(patient) for patient in SPLITS["train"]),
-        val=" ".join(case_dir(patient) for patient in SPLITS["val"]),
-        targets=" ".join(NNUNET_TARGETS),
+        settings=settings_json("nnunet"),
+        msd=[LAYOUT.msd_case_dir(case) for case in MSD_CASES],
+        train=[LAYOUT.case_dir(patient) for patient in SPLITS["train"]],
+        val=[LAYOUT.case_dir(patient) for patient in SPLITS["val"]],
+        targets=NNUNET_TARGETS,
     benchmark:
-        f"{EXP}/benchmarks/nnunet/prepare.tsv"
+        LAYOUT.benchmark("nnunet", "prepare")
     log:
-        f"{EXP}/logs/nnunet/prepare.log",
+        LAYOUT.log("nnunet", "prepare"),
     conda:
         "../../envs/nnunet.yaml"
-    threads: NNUNET.get("threads", 2)
+    threads: NNUNET["threads"]
     resources:
         mem_mb=8000,
         runtime=30,
     shell:
-        "python -m baselines.nnunet prepare --root {params.root} --settings '{params.settings}' "
-        "--threads {threads} --msd-cases {params.msd} --train-cases {params.train} "
-        "--val-cases {params.val} --targets {params.targets} --summary {output} > {log} 2>&1"
+        "python -m baselines.nnunet prepare --root {params.root:q} "
+        "--settings {params.settings:q} --threads {threads} --msd-cases {params.msd:q} "
+        "--train-cases {params.train:q} --val-cases {params.val:q} "
+        "--targets {params.targets:q} --summary {output:q} > {log:q} 2>&1"
 
 
 rule nnunet_pretrain:
     input:
-        f"{NNUNET_MODELS}/configuration.json",
+        rules.nnunet_prepare.output,
     output:
-        model=f"{NNUNET_MODELS}/pretrain_{{target}}.json",
-        losses=f"{NNUNET_MODELS}/pretrain_{{target}}_losses.csv",
+        model=LAYOUT.model_file("nnunet", "pretrain_{target}.json"),
+        losses=LAYOUT.model_file("nnunet", "pretrain_{target}_losses.csv"),
     wildcard_constraints:
         target="cect|ncect",
     params:
         root=NNUNET_ROOT,
-        settings=method_settings("nnunet"),
+        settings=settings_json("nnunet"),
         seed=SEED,
     benchmark:
-        f"{EXP}/benchmarks/nnunet/pretrain_{{target}}.tsv"
+        LAYOUT.benchmark("nnunet", "pretrain_{target}")
     log:
-        f"{EXP}/logs/nnunet/pretrain_{{target}}.log",
+        LAYOUT.log("nnunet", "pretrain_{target}"),
     conda:
         "../../envs/nnunet.yaml"
-    threads: NNUNET.get("threads", 2)
+    threads: NNUNET["threads"]
     resources:
         mem_mb=NNUNET_MEMORY_MB,
         runtime=NNUNET_MINUTES["pretrain"],
-        gpu=NNUNET.get("gpu", 0),
+        gpu=NNUNET["gpu"],
     shell:
-        "python -m baselines.nnunet pretrain --root {params.root} --settings '{params.settings}' "
-        "--threads {threads} --target {wildcards.target} --seed {params.seed} "
-        "--out {output.model} --losses {output.losses} > {log} 2>&1"
+        "python -m baselines.nnunet pretrain --root {params.root:q} "
+        "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
+        "--seed {params.seed} --out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
 
 
 rule nnunet_train:
     input:
-        summary=f"{NNUNET_MODELS}/configuration.json",
-        pretrained=lambda wildcards: (
-            [f"{NNUNET_MODELS}/pretrain_{NNUNET_PRETRAINING[wildcards.target]}.json"]
-            if NNUNET_PRETRAINING.get(wildcards.target)
-            else []
-        ),
+        summary=rules.nnunet_prepare.output,
+        # the pretraining record a target fine-tunes from (none: trained from scratch)
+        pretrained=lambda wildcards: [
+            LAYOUT.model_file("nnunet", f"pretrain_{source}.json")
+            for source in [NNUNET["pretraining"][wildcards.target]]
+            if source
+        ],
     output:
-        model=f"{NNUNET_MODELS}/{{target}}.json",
-        losses=f"{NNUNET_MODELS}/{{target}}_losses.csv",
+        model=LAYOUT.model_file("nnunet", "{target}.json"),
+        losses=LAYOUT.model_file("nnunet", "{target}_losses.csv"),
     wildcard_constraints:
         target="cect|ncect",
     params:
         root=NNUNET_ROOT,
-        settings=method_settings("nnunet"),
+        settings=settings_json("nnunet"),
         seed=SEED,
-        pretrained=lambda wildcards, input: (
-            f"--pretrained {input.pretrained}" if input.pretrained else ""
-        ),
+        pretrained=lambda wildcards, input: ["--pretrained", *input.pretrained]
+        if input.pretrained
+        else [],
     benchmark:
-        f"{EXP}/benchmarks/nnunet/train_{{target}}.tsv"
+        LAYOUT.benchmark("nnunet", "train_{target}")
     log:
-        f"{EXP}/logs/nnunet/train_{{target}}.log",
+        LAYOUT.log("nnunet", "train_{target}"),
     conda:
         "../../envs/nnunet.yaml"
-    threads: NNUNET.get("threads", 2)
+    threads: NNUNET["threads"]
     resources:
         mem_mb=NNUNET_MEMORY_MB,
         runtime=NNUNET_MINUTES["train"],
-        gpu=NNUNET.get("gpu", 0),
+        gpu=NNUNET["gpu"],
     shell:
-        "python -m baselines.nnunet train --root {params.root} --settings '{params.settings}' "
-        "--threads {threads} --target {wildcards.target} --seed {params.seed} "
-        "{params.pretrained} --out {output.model} --losses {output.losses} > {log} 2>&1"
+        "python -m baselines.nnunet train --root {params.root:q} "
+        "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
+        "--seed {params.seed} {params.pretrained:q} --out {output.model:q} "
+        "--losses {output.losses:q} > {log:q} 2>&1"
 
 
 rule nnunet_ncect_predict:
     input:
-        model=f"{NNUNET_MODELS}/ncect.json",
-        cases=expand(f"{EXP}/data/h108/{{patient}}/case.json", patient=TEST_PATIENTS),
+        model=LAYOUT.model_file("nnunet", "ncect.json"),
+        images=fixed_files("ncect"),
     output:
         predictions=predictions("nnunet_ncect"),
         runtimes=runtimes("nnunet_ncect"),
     params:
-        settings=method_settings("nnunet"),
-        pairs=" ".join(TEST_PAIRS),
-        cases=lambda wildcards, input: os.path.dirname(os.path.dirname(input.cases[0])),
-        out=lambda wildcards, output: os.path.dirname(output.predictions[0]),
-        runtime=lambda wildcards, output: os.path.dirname(output.runtimes[0]),
+        settings=settings_json("nnunet"),
+        pairs=TEST_PAIRS,
     benchmark:
-        f"{EXP}/benchmarks/nnunet/predict_ncect.tsv"
+        LAYOUT.benchmark("nnunet", "predict_ncect")
     log:
-        f"{EXP}/logs/nnunet/predict_ncect.log",
+        LAYOUT.log("nnunet", "predict_ncect"),
     conda:
         "../../envs/nnunet.yaml"
-    threads: NNUNET.get("threads", 2)
+    threads: NNUNET["threads"]
     resources:
         mem_mb=NNUNET_MEMORY_MB,
         runtime=10 + 2 * len(TEST_PAIRS),
     shell:
-        "python -m baselines.nnunet predict --settings '{params.settings}' --threads {threads} "
-        "--model {input.model} --image ncect --cases {params.cases} --pairs {params.pairs} "
-        "--method nnunet_ncect --out-dir {params.out} --runtime-dir {params.runtime} "
-        "> {log} 2>&1"
-
-
-# The report plots the nCECT model's losses (see evaluate.smk).
-TRAINING_CURVES = globals().get("TRAINING_CURVES", {})
-TRAINING_CURVES["nnunet_ncect"] = f"{NNUNET_MODELS}/ncect_losses.csv"
+        "python -m baselines.nnunet predict --settings {params.settings:q} --threads {threads} "
+        "--model {input.model:q} --method nnunet_ncect --pairs {params.pairs:q} "
+        "--images {input.images:q} --predictions {output.predictions:q} "
+        "--runtimes {output.runtimes:q} > {log:q} 2>&1"

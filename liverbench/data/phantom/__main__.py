@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from liverbench.cli import run_cli
 from liverbench.data.phantom.acquisition import SIZES
 from liverbench.data.phantom.cohort import (
     KINDS,
@@ -29,12 +30,13 @@ from liverbench.data.phantom.cohort import (
     write_manifest,
     write_msd_dataset_json,
 )
+from liverbench.errors import InputError
+
+PROG = "python -m liverbench.data.phantom"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m liverbench.data.phantom", description=__doc__.split("\n")[0]
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="cohort folder (with --manifest: its folder)")
     parser.add_argument("--patients", type=int, required=True, help="cohort size N")
     parser.add_argument("--seed", type=int, default=0)
@@ -48,39 +50,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     action.add_argument(
         "--dataset-json-only", action="store_true", help="msd: write dataset.json only"
     )
-    args = parser.parse_args(argv)
+    parser.set_defaults(func=generate)
+    return parser
+
+
+def check(args: argparse.Namespace) -> None:
+    """Argument combinations argparse cannot express, as named errors."""
     if args.patients < 1:
-        parser.error("--patients must be at least 1")
+        raise InputError("--patients: must be at least 1")
     if args.manifest and args.kind != "h108":
-        parser.error("--manifest is for --kind h108")
-    if args.out is None:
-        if not args.manifest:
-            parser.error("--out is required")
-        args.out = args.manifest.parent
+        raise InputError("--manifest: is for --kind h108")
+    if args.out is None and not args.manifest:
+        raise InputError("--out: is required")
     if args.dataset_json_only and args.kind != "msd":
-        parser.error("--dataset-json-only is for --kind msd")
-    if args.only:
-        try:
-            index = index_of(args.only, args.kind)
-        except ValueError as error:
-            parser.error(str(error))
-        if index >= args.patients:
-            parser.error(f"{args.only} is not among the {args.patients} cases")
-    return args
+        raise InputError("--dataset-json-only: is for --kind msd")
+    if args.only and index_of(args.only, args.kind) >= args.patients:
+        raise InputError(f"--only: {args.only} is not among the {args.patients} cases")
+
+
+def generate(args: argparse.Namespace) -> None:
+    check(args)
+    out = args.out if args.out is not None else args.manifest.parent
+    if args.manifest:
+        write_manifest(out, case_ids(args.patients, "h108"), args.manifest)
+    elif args.dataset_json_only:
+        write_msd_dataset_json(out, args.patients)
+    elif args.only:
+        one = generate_h108_patient if args.kind == "h108" else generate_msd_case
+        one(index_of(args.only, args.kind), args.seed, out, args.size)
+    else:
+        generate_cohort(out, args.patients, args.seed, args.kind, args.size)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.manifest:
-        write_manifest(args.out, case_ids(args.patients, "h108"), args.manifest)
-    elif args.dataset_json_only:
-        write_msd_dataset_json(args.out, args.patients)
-    elif args.only:
-        generate = generate_h108_patient if args.kind == "h108" else generate_msd_case
-        generate(index_of(args.only, args.kind), args.seed, args.out, args.size)
-    else:
-        generate_cohort(args.out, args.patients, args.seed, args.kind, args.size)
-    return 0
+    return run_cli(PROG, build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,22 @@ without the training settings, and the loss history of every stage it went throu
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from baselines.deepmedic.model import Architecture, DeepMedic
+from baselines.deepmedic.model import DeepMedic
+from baselines.deepmedic.settings import Architecture
 from liverbench.data.io import atomic_path
+from liverbench.errors import InputError
+from liverbench.settings import SettingsError
 
 FORMAT = "regsegbench-deepmedic-1"
+
+
+class CheckpointError(InputError):
+    """A model or checkpoint file that is unreadable, foreign or of another architecture."""
 
 
 def save_payload(payload: dict[str, Any], path: str | os.PathLike) -> None:
@@ -31,35 +37,30 @@ def load_payload(path: str | os.PathLike) -> dict[str, Any]:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path}: not a readable DeepMedic file ({error})") from error
+        # torch's own message runs over many lines and advises unsafe loading: not shown
+        raise CheckpointError(
+            f"{path}: not a readable DeepMedic file (corrupt, or not a torch file)"
+        ) from error
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a DeepMedic file of this project (format {FORMAT})")
+        raise CheckpointError(f"{path}: not a DeepMedic file of this project (format {FORMAT})")
     return saved
-
-
-def plain(value: Any) -> Any:
-    """Tuples to lists, recursively, so that saved and fresh settings compare equal."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 def save_model(path: str | os.PathLike, model: DeepMedic, stage: str,
                history: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    """`settings`: the training settings' plain dict (`Settings.to_dict()`), for the record."""
     save_payload({
         "stage": stage,
-        "architecture": plain(asdict(model.architecture)),
+        "architecture": model.architecture.to_dict(),
         "model": model.state_dict(),
-        "settings": plain(settings),
+        "settings": settings,
         "history": history,
     }, path)
 
 
 def _model_entries(saved: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
     if "architecture" not in saved or "model" not in saved:
-        raise ValueError(f"{path}: a checkpoint, not a DeepMedic model file (no architecture)")
+        raise CheckpointError(f"{path}: a checkpoint, not a DeepMedic model file (no architecture)")
     return saved
 
 
@@ -67,9 +68,10 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu"
                ) -> tuple[DeepMedic, dict[str, Any]]:
     """The network of a model file, in eval mode on `device`, and the file's contents."""
     saved = _model_entries(load_payload(path), path)
-    architecture = Architecture(**{
-        k: tuple(v) if isinstance(v, list) else v for k, v in saved["architecture"].items()
-    })
+    try:
+        architecture = Architecture.from_mapping(saved["architecture"])
+    except SettingsError as error:
+        raise CheckpointError(f"{path}: architecture: {error}") from None
     model = DeepMedic(architecture)
     model.load_state_dict(saved["model"])
     return model.to(device).eval(), saved
@@ -78,9 +80,9 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu"
 def load_pretrained(model: DeepMedic, path: str | os.PathLike) -> list[dict[str, Any]]:
     """Copy pretrained weights into `model` (same architecture); returns their loss history."""
     saved = _model_entries(load_payload(path), path)
-    wanted = plain(asdict(model.architecture))
+    wanted = model.architecture.to_dict()
     if saved["architecture"] != wanted:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: pretrained architecture {saved['architecture']} differs from the "
             f"fine-tuning architecture {wanted}"
         )

@@ -9,6 +9,7 @@ on the result. Call `environment.configure` first.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,8 @@ import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
 from baselines.nnunet.settings import Settings
-from baselines.nnunet.training import FINAL, FOLD, resolve_device
+from baselines.nnunet.train import FINAL, FOLD, resolve_device
 from liverbench.data.io import read_image, write_image
-from liverbench.data.splits import parse_pair
 from liverbench.runtime import RuntimeRecord, Stopwatch
 
 LIVER = 1
@@ -67,19 +67,17 @@ def keep_largest_component(mask: sitk.Image) -> sitk.Image:
 def predict_pairs(
     record: dict,
     settings: Settings,
-    image_kind: str,
-    cases: Path,
-    pairs: list[str],
     method: str,
-    out_dir: Path,
-    runtime_dir: Path,
+    jobs: Sequence[tuple[str, Path, Path, Path]],
     threads: int,
 ) -> None:
-    """Segment one image per pair (nCECT of the fixed or CECT of the moving patient), timed.
+    """Segment one image per pair, timed; `jobs`: (pair, image, prediction, runtime record).
 
-    The model is loaded and run once on the first image before timing starts, so that
-    `seconds_method` is the per-case inference cost (nnU-Net's preprocessing, network and
-    resampling back), comparable with the other methods' warmed-up timings.
+    The image is the pair's original nCECT (method nnunet_ncect) or CECT (phase 1 of
+    elastix_cnn); its mask is written in that image's geometry. The model is loaded and run
+    once on the first image before timing starts, so that `seconds_method` is the per-case
+    inference cost (nnU-Net's preprocessing, network and resampling back), comparable with
+    the other methods' warmed-up timings.
     """
     device = resolve_device(settings.device)
     mirroring = settings.use_mirroring(device.type)
@@ -87,30 +85,22 @@ def predict_pairs(
         segmenter = Segmenter(record["model_folder"], device, mirroring=mirroring,
                               tile_step_size=settings.tile_step_size,
                               largest_component=settings.largest_component)
-    paths = [_image_path(cases, pair, image_kind) for pair in pairs]
     with Stopwatch() as warmup:
-        segmenter.segment(read_image(paths[0]))
+        segmenter.segment(read_image(jobs[0][1]))
     print(f"model loaded in {loading.seconds:.1f} s, warm-up {warmup.seconds:.1f} s", flush=True)
-    for pair, path in zip(pairs, paths):
+    for pair, path, prediction, runtime in jobs:
         with Stopwatch() as total:
             image = read_image(path)
             with Stopwatch() as work:
                 mask = segmenter.segment(image)
-            write_image(mask, out_dir / f"{pair}.nii.gz")
+            write_image(mask, prediction)
         voxels = int(sitk.GetArrayViewFromImage(mask).sum())
-        print(f"{pair}: {image_kind} {path} -> {voxels} liver voxels, {work.seconds:.2f} s",
-              flush=True)
+        print(f"{pair}: {path} -> {voxels} liver voxels, {work.seconds:.2f} s", flush=True)
         RuntimeRecord(
             method, pair, work.seconds, total.seconds, device=device.type, threads=threads,
-            extra={"image": image_kind, "model": record["model_folder"],
+            extra={"image": str(path), "model": record["model_folder"],
                    "configuration": record["configuration"], "mirroring": mirroring,
                    "largest_component": settings.largest_component,
                    "seconds_model_load_shared": round(loading.seconds, 3),
                    "seconds_warmup_shared": round(warmup.seconds, 3)},
-        ).write(runtime_dir / f"{pair}.json")
-
-
-def _image_path(cases: Path, pair: str, image_kind: str) -> Path:
-    moving, fixed = parse_pair(pair)
-    patient = fixed if image_kind == "ncect" else moving
-    return cases / patient / f"{image_kind}.nii.gz"
+        ).write(runtime)

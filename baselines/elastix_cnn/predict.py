@@ -1,4 +1,5 @@
-"""Elastix + CNN for a list of pairs: masks in, registered liver mask and runtime record out.
+"""Elastix + CNN's predict step for a list of pairs: images and phase-1 masks in, the
+registered liver mask (original nCECT geometry) and a runtime record out.
 
 The runtime record splits the method's time the way the paper discusses it: nnU-Net (CECT and
 nCECT segmentation, phase 1, from its own records) and elastix (registration + transformix).
@@ -18,60 +19,60 @@ from baselines.elastix_cnn import registration
 from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.settings import Settings
 from liverbench.data.io import read_image, read_mask, write_image
-from liverbench.data.splits import parse_pair
 from liverbench.runtime import RuntimeRecord, Stopwatch
 
 METHOD = "elastix_cnn"
 
 
 @dataclass(frozen=True)
-class PairPaths:
-    """Where a pair's inputs are and its outputs go (files named `{pair}.*`)."""
+class PairFiles:
+    """One pair's inputs (original images, phase-1 masks and runtime records) and outputs."""
 
-    cases: Path
-    cect_liver: Path
-    ncect_liver: Path
-    cect_runtime: Path | None
-    ncect_runtime: Path | None
-    out: Path
+    pair: str
+    cect: Path
+    ncect: Path
+    cect_liver: Path  # nnU-Net's CECT liver: the moving mask, and what is propagated
+    ncect_liver: Path  # the coarse nCECT liver: the fixed mask, dilated
+    prediction: Path
     runtime: Path
-    transforms: Path
+    cect_runtime: Path | None = None  # phase 1's runtime records, added to this method's time
+    ncect_runtime: Path | None = None
 
 
-def register_pairs(pairs: list[str], paths: PairPaths, settings: Settings, threads: int) -> None:
+def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
+                   transforms: Path) -> None:
+    """Every pair in one process: elastix loads once (timed apart), each pair is timed."""
     registration.configure_threads(threads)
     with Stopwatch() as startup:
         _load_elastix()
     print(f"elastix loaded in {startup.seconds:.1f} s ({threads} threads)", flush=True)
-    for pair in pairs:
-        register_pair(pair, paths, settings, threads, startup.seconds)
+    for files in jobs:
+        register_pair(files, settings, threads, transforms / files.pair, startup.seconds)
 
 
-def register_pair(pair: str, paths: PairPaths, settings: Settings, threads: int,
+def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Path,
                   startup_seconds: float = 0.0) -> None:
-    moving, fixed = parse_pair(pair)
-    cect_path = paths.cases / moving / "cect.nii.gz"
-    ncect_path = paths.cases / fixed / "ncect.nii.gz"
+    """Phases 2-4 for one pair; parameter maps, result transform and log go to `folder`."""
+    pair = files.pair
     with Stopwatch() as total:
-        cect = read_image(cect_path)
-        ncect = read_image(ncect_path)
-        cect_liver = read_mask(paths.cect_liver / f"{pair}.nii.gz", cect, cect_path)
-        ncect_coarse = read_mask(paths.ncect_liver / f"{pair}.nii.gz", ncect, ncect_path)
+        cect = read_image(files.cect)
+        ncect = read_image(files.ncect)
+        cect_liver = read_mask(files.cect_liver, cect, files.cect)
+        ncect_coarse = read_mask(files.ncect_liver, ncect, files.ncect)
         fixed_mask = registration.dilate_mm(ncect_coarse, settings.fixed_mask_dilation_mm)
         moving_mask = registration.dilate_mm(cect_liver, settings.moving_mask_dilation_mm)
         maps = parameter_maps(settings, ncect.GetSpacing(), cect.GetSpacing())
-        folder = paths.transforms / pair
         result = registration.register(ncect, cect, fixed_mask, moving_mask, maps,
                                        log_dir=folder, name=pair)
         with Stopwatch() as transformix:
             warped = registration.transform_mask(cect_liver, result.transform_maps, ncect)
         registration.check_warped(warped, cect_liver, settings.min_volume_ratio, pair)
-        write_image(warped, paths.out / f"{pair}.nii.gz")
+        write_image(warped, files.prediction)
         registration.write_parameter_maps(maps, folder, "parameters")
         registration.write_parameter_maps(result.transform_maps, folder, "TransformParameters")
 
-    nnunet_cect = _phase_one(paths.cect_runtime, pair)
-    nnunet_ncect = _phase_one(paths.ncect_runtime, pair)
+    nnunet_cect = _phase_one(files.cect_runtime)
+    nnunet_ncect = _phase_one(files.ncect_runtime)
     known = nnunet_cect is not None and nnunet_ncect is not None
     seconds_nnunet = (nnunet_cect["seconds_method"] + nnunet_ncect["seconds_method"]
                       if known else None)
@@ -95,13 +96,12 @@ def register_pair(pair: str, paths: PairPaths, settings: Settings, threads: int,
             "seconds_startup_shared": round(startup_seconds, 3),
             "nnunet_included": known,
         },
-    ).write(paths.runtime / f"{pair}.json")
+    ).write(files.runtime)
 
 
-def _phase_one(folder: Path | None, pair: str) -> dict | None:
-    if folder is None:
+def _phase_one(path: Path | None) -> dict | None:
+    if path is None:
         return None
-    path = folder / f"{pair}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: runtime record of the nnU-Net segmentation not found")
     return json.loads(path.read_text())

@@ -1,0 +1,161 @@
+"""Every path under `results/{experiment}/`, defined once (docs/contracts.md).
+
+The rules build their inputs and outputs from a `Layout`, and the commands that write a case or
+a pair folder name its files with `image_file`, so a file name exists in one place only. Each
+method takes a Snakemake wildcard as well as a value: `layout.case_file("{patient}", "cect")`
+is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
+
+    results/{experiment}/
+      raw/h108/manifest.csv, raw/h108/{patient}/*.nii.gz      phantom cohort (generated)
+      raw/msd/Task03_Liver/                                    phantom MSD-like cohort
+      data/h108/{patient}/{name}.nii.gz, case.json             standardized cases
+      data/msd/{case}/cect.nii.gz, cect_liver.nii.gz
+      preprocessed/{h108,msd}/{id}/{name}.nii.gz              working grids
+      pairs/{moving}__{fixed}/{moving,moving_liver,fixed,fixed_liver}.nii.gz
+      models/{model}/ ...                                      trained models, loss CSVs
+      predictions/{method}/{pair}.nii.gz                       per-pair outputs of a method:
+      runtime/{method}/{pair}.json                             mask + runtime record
+      warped/{method}/{pair}.nii.gz                            registration methods only
+      metrics/{method}.csv, table1.*, table_extended.*, figures/, provenance.*
+      splits.json, config.resolved.json                        written when the DAG is built
+      logs/, benchmarks/
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAIR_SEPARATOR = "__"
+CASE_FILES = ("cect", "cect_liver", "ncect", "ncect_liver")  # every H108-style case
+SPECT_FILES = ("spect", "ncect_lungs")  # optional: the lung shunt fraction needs them
+PHANTOM_FILES = CASE_FILES + SPECT_FILES
+MSD_FILES = ("cect", "cect_liver")
+PAIR_FILES = ("moving", "moving_liver", "fixed", "fixed_liver")
+
+
+def image_file(folder: str, name: str) -> str:
+    """The one spelling of an image in a case, working-grid or pair folder."""
+    return f"{folder}/{name}.nii.gz"
+
+
+def pair_id(moving: str, fixed: str) -> str:
+    """'A', 'B' → 'A__B': the moving CECT of patient A onto the fixed nCECT of patient B."""
+    return f"{moving}{PAIR_SEPARATOR}{fixed}"
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """'A__B' → ('A', 'B'); patient ids may hold single underscores, not double ones."""
+    parts = pair.split(PAIR_SEPARATOR)
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"pair id {pair!r} is not of the form MOVING{PAIR_SEPARATOR}FIXED")
+    return parts[0], parts[1]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one experiment; `root` is `results/{experiment}`."""
+
+    root: str
+
+    # --- cohorts ---------------------------------------------------------------------
+    @property
+    def phantom_root(self) -> str:
+        return f"{self.root}/raw/h108"
+
+    @property
+    def phantom_manifest(self) -> str:
+        return f"{self.phantom_root}/manifest.csv"
+
+    def phantom_file(self, patient: str, name: str) -> str:
+        return image_file(f"{self.phantom_root}/{patient}", name)
+
+    @property
+    def phantom_msd_root(self) -> str:
+        return f"{self.root}/raw/msd/Task03_Liver"
+
+    def case_dir(self, patient: str) -> str:
+        return f"{self.root}/data/h108/{patient}"
+
+    def case_file(self, patient: str, name: str) -> str:
+        return image_file(self.case_dir(patient), name)
+
+    def case_record(self, patient: str) -> str:
+        return f"{self.case_dir(patient)}/case.json"
+
+    def msd_case_dir(self, case: str) -> str:
+        return f"{self.root}/data/msd/{case}"
+
+    def msd_case_file(self, case: str, name: str) -> str:
+        return image_file(self.msd_case_dir(case), name)
+
+    def prep_dir(self, patient: str) -> str:
+        return f"{self.root}/preprocessed/h108/{patient}"
+
+    def prep_file(self, patient: str, name: str) -> str:
+        return image_file(self.prep_dir(patient), name)
+
+    def msd_prep_dir(self, case: str) -> str:
+        return f"{self.root}/preprocessed/msd/{case}"
+
+    def msd_prep_file(self, case: str, name: str) -> str:
+        return image_file(self.msd_prep_dir(case), name)
+
+    def pair_dir(self, pair: str) -> str:
+        return f"{self.root}/pairs/{pair}"
+
+    def pair_file(self, pair: str, name: str) -> str:
+        return image_file(self.pair_dir(pair), name)
+
+    @property
+    def splits(self) -> str:
+        return f"{self.root}/splits.json"
+
+    @property
+    def resolved_config(self) -> str:
+        return f"{self.root}/config.resolved.json"
+
+    # --- methods ---------------------------------------------------------------------
+    def model_dir(self, model: str) -> str:
+        return f"{self.root}/models/{model}"
+
+    def model_file(self, model: str, name: str) -> str:
+        """A file of a trained model's folder (model.pt, losses.csv, a record JSON)."""
+        return f"{self.model_dir(model)}/{name}"
+
+    def method_dir(self, method: str) -> str:
+        """A method's own intermediate files (e.g. elastix transforms, phase-1 masks)."""
+        return f"{self.root}/{method}"
+
+    def prediction(self, method: str, pair: str) -> str:
+        return f"{self.root}/predictions/{method}/{pair}.nii.gz"
+
+    def runtime(self, method: str, pair: str) -> str:
+        return f"{self.root}/runtime/{method}/{pair}.json"
+
+    def cect_segmentation(self, method: str, patient: str) -> str:
+        """A method's liver segmentation of a CECT (original geometry), to carry instead of
+        the annotation (regsegnet.moving_mask)."""
+        return f"{self.root}/cect_segmentations/{method}/{patient}.nii.gz"
+
+    def warped(self, method: str, pair: str) -> str:
+        return f"{self.root}/warped/{method}/{pair}.nii.gz"
+
+    # --- evaluation and report -------------------------------------------------------
+    def metrics(self, method: str) -> str:
+        return f"{self.root}/metrics/{method}.csv"
+
+    def table(self, name: str, extension: str) -> str:
+        return f"{self.root}/{name}.{extension}"
+
+    def figure(self, *parts: str) -> str:
+        return f"{self.root}/figures/{'/'.join(parts)}.png"
+
+    def provenance(self, extension: str) -> str:
+        return f"{self.root}/provenance.{extension}"
+
+    # --- bookkeeping -----------------------------------------------------------------
+    def log(self, *parts: str) -> str:
+        return f"{self.root}/logs/{'/'.join(parts)}.log"
+
+    def benchmark(self, *parts: str) -> str:
+        return f"{self.root}/benchmarks/{'/'.join(parts)}.tsv"

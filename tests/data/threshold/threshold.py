@@ -1,0 +1,50 @@
+"""A deliberately naive method, to show how a user's own method joins the benchmark: the
+largest connected region of the nCECT between two HU thresholds is called liver.
+
+    python threshold.py --low 30 --high 90 --pairs ID... --ncect F... --predictions F... \
+        --runtimes F...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import SimpleITK as sitk
+
+from liverbench.cli import aligned, run_cli
+from liverbench.data.io import read_image, write_image
+from liverbench.runtime import RuntimeRecord, Stopwatch
+
+
+def segment(ncect: sitk.Image, low: float, high: float) -> sitk.Image:
+    band = sitk.BinaryThreshold(ncect, low, high, 1, 0)
+    band = sitk.BinaryMorphologicalOpening(band, [1, 1, 1])
+    largest = sitk.RelabelComponent(sitk.ConnectedComponent(band), sortByObjectSize=True) == 1
+    return sitk.Cast(largest, sitk.sitkUInt8)
+
+
+def predict(args: argparse.Namespace) -> None:
+    for pair, ncect_path, prediction, runtime in aligned(
+        args, "pairs", "ncect", "predictions", "runtimes"
+    ):
+        with Stopwatch() as total:
+            ncect = read_image(ncect_path)
+            with Stopwatch() as work:
+                mask = segment(ncect, args.low, args.high)
+            write_image(mask, prediction)
+        RuntimeRecord("threshold", pair, work.seconds, total.seconds, threads=1).write(runtime)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="threshold.py", description=__doc__)
+    parser.add_argument("--low", type=float, required=True)
+    parser.add_argument("--high", type=float, required=True)
+    for name in ("pairs", "ncect", "predictions", "runtimes"):
+        parser.add_argument(f"--{name}", nargs="+", required=True)
+    parser.set_defaults(func=predict)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli("threshold.py", build_parser()))
