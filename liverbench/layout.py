@@ -11,11 +11,12 @@ is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
       data/h108/{patient}/{name}.nii.gz, case.json             standardized cases
       data/msd/{case}/cect.nii.gz, cect_liver.nii.gz
       preprocessed/{h108,msd}/{id}/{name}.nii.gz              working grids
-      pairs/{moving}__{fixed}/{moving,moving_liver,fixed,fixed_liver}.nii.gz
+      pairs/{moving}__{fixed}/{moving,moving_liver,fixed,fixed_liver}.nii.gz, prealign.tfm
       models/{model}/ ...                                      trained models, loss CSVs
       predictions/{method}/{pair}.nii.gz                       per-pair outputs of a method:
       runtime/{method}/{pair}.json                             mask + runtime record
       warped/{method}/{pair}.nii.gz                            registration methods only
+      mappings/{method}/{pair}.h5                              nCECT world -> CECT world (ITK)
       metrics/{method}.csv, table1.*, table_extended.*, figures/, provenance.*
       splits.json, config.resolved.json                        written when the DAG is built
       logs/, benchmarks/
@@ -28,7 +29,11 @@ from dataclasses import dataclass
 PAIR_SEPARATOR = "__"
 CASE_FILES = ("cect", "cect_liver", "ncect", "ncect_liver")  # every H108-style case
 SPECT_FILES = ("spect", "ncect_lungs")  # optional: the lung shunt fraction needs them
-PHANTOM_FILES = CASE_FILES + SPECT_FILES
+# The true mapping of a simulated (or otherwise known) patient motion, where a cohort has one:
+# a displacement field in mm on a grid in the nCECT's world frame, d(p) such that nCECT world
+# point p is CECT world point p + d(p) (the direction ITK resamples the CECT onto the nCECT).
+TRUTH_FILE = "true_motion"
+PHANTOM_FILES = CASE_FILES + SPECT_FILES + (TRUTH_FILE,)  # what the phantom writes per patient
 MSD_FILES = ("cect", "cect_liver")
 PAIR_FILES = ("moving", "moving_liver", "fixed", "fixed_liver")
 
@@ -106,6 +111,11 @@ class Layout:
     def pair_file(self, pair: str, name: str) -> str:
         return image_file(self.pair_dir(pair), name)
 
+    def prealign(self, pair: str) -> str:
+        """The pair's shared rigid pre-alignment: an ITK transform (SimpleITK .tfm) mapping
+        nCECT world points to CECT world points; every registration method starts from it."""
+        return f"{self.pair_dir(pair)}/prealign.tfm"
+
     @property
     def splits(self) -> str:
         return f"{self.root}/splits.json"
@@ -136,6 +146,11 @@ class Layout:
         """A method's liver segmentation of a CECT (original geometry), to carry instead of
         the annotation (regsegnet.moving_mask)."""
         return f"{self.root}/cect_segmentations/{method}/{patient}.nii.gz"
+
+    def mapping(self, method: str, pair: str) -> str:
+        """A registration method's final mapping (pre-alignment composed with its own), as an
+        ITK transform file: nCECT world point -> CECT world point. Scored against the truth."""
+        return f"{self.root}/mappings/{method}/{pair}.h5"
 
     def warped(self, method: str, pair: str) -> str:
         return f"{self.root}/warped/{method}/{pair}.nii.gz"

@@ -29,6 +29,7 @@ FAMILIES = (LOWER_BOUND, REGISTRATION, SEGMENTATION)
 # (liverbench.settings.SettingsBase); "module:Class", imported lazily and torch-free.
 SETTINGS_SECTIONS = {
     "evaluation": "liverbench.evaluation.settings:Settings",
+    "prealign": "liverbench.data.prealign:Settings",
     "regsegnet": "regsegnet.settings:Settings",
     "deepmedic": "baselines.deepmedic.settings:Settings",
     "nnunet": "baselines.nnunet.settings:Settings",
@@ -46,6 +47,7 @@ class Method:
     rules: str  # rule file: a name under workflow/rules/, or a path (custom methods)
     training_curve: Callable[[Layout], str] | None = None  # loss CSV the report plots
     warped: bool = False  # writes Layout.warped(method, pair): registration checkerboards
+    mapping: bool = False  # writes Layout.mapping(method, pair): scored against the true motion
 
     def outputs(self, layout: Layout, pair: str) -> tuple[str, str]:
         """The per-pair contract: the liver mask in original nCECT geometry, its runtime."""
@@ -57,9 +59,11 @@ def _curve(model: str, name: str = "losses.csv") -> Callable[[Layout], str]:
 
 
 BUILTIN = (
-    Method("identity", "Identity (no registration)", LOWER_BOUND, "identity.smk"),
-    Method("regsegnet", "RegSegNet", REGISTRATION, "regsegnet.smk", _curve("regsegnet"), True),
-    Method("elastix_cnn", "Elastix + CNN", REGISTRATION, "elastix_cnn.smk"),
+    Method("identity", "Identity (no registration)", LOWER_BOUND, "identity.smk", mapping=True),
+    Method("rigid", "Rigid pre-alignment", LOWER_BOUND, "rigid.smk", mapping=True),
+    Method("regsegnet", "RegSegNet", REGISTRATION, "regsegnet.smk", _curve("regsegnet"), True,
+           True),
+    Method("elastix_cnn", "Elastix + CNN", REGISTRATION, "elastix_cnn.smk", mapping=True),
     Method("nnunet_ncect", "nnU-Net on nCECT", SEGMENTATION, "nnunet.smk",
            _curve("nnunet", "ncect_losses.csv")),
     Method("deepmedic", "Revised DeepMedic (ours)", SEGMENTATION, "deepmedic.smk",
@@ -80,7 +84,7 @@ def regsegnet_variants(section: Mapping[str, Any]) -> list[Method]:
         if method_id != model:
             label += f", {cascades} cascade{'s' if cascades > 1 else ''}"
         curve = _curve(model) if method_id == model else None
-        variants.append(Method(method_id, label, REGISTRATION, "regsegnet.smk", curve, True))
+        variants.append(Method(method_id, label, REGISTRATION, "regsegnet.smk", curve, True, True))
     return variants
 
 
@@ -93,6 +97,7 @@ def custom_methods(config: Mapping[str, Any]) -> list[Method]:
             method_id, entry.get("label", method_id), entry["family"], entry["rules"],
             (lambda layout, path=curve: f"{layout.root}/{path}") if curve else None,
             bool(entry.get("warped", False)),
+            bool(entry.get("mapping", False)),
         ))
     return methods
 

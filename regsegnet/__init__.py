@@ -3,7 +3,8 @@ the contrast-enhanced CT of the same patient onto it with cascaded 3-D U-Nets.
 
 `python -m regsegnet train|predict ...` is the command line; the modules are
 `settings` (config section), `model` (network and spatial transformer), `losses`,
-`data` (pair files), `checkpoint`, `train` (cascade-wise training), `predict`.
+`data` (pair files), `augment` (training augmentation), `checkpoint`, `train` (cascade-wise
+training), `predict`, `mapping` (the final mapping as an ITK transform).
 
 Importing the package imports no torch (the workflow reads `regsegnet.settings` while it
 builds the DAG); `RegSegNet` is loaded on first use.

@@ -47,9 +47,9 @@ def _train(args: argparse.Namespace) -> None:
     )
 
 
-PER_PAIR = ("pairs", "moving", "moving_liver", "fixed", "original_ncect", "predictions",
-            "runtimes")
-OPTIONAL_PER_PAIR = ("warped", "moving_masks")
+PER_PAIR = ("pairs", "moving", "moving_liver", "fixed", "prealign", "original_ncect",
+            "predictions", "runtimes")
+OPTIONAL_PER_PAIR = ("warped", "mappings", "moving_masks")
 
 
 def _jobs(args: argparse.Namespace) -> list[PairJob]:
@@ -66,9 +66,10 @@ def _jobs(args: argparse.Namespace) -> list[PairJob]:
             pair=values["pairs"],
             files=PairFiles(Path(values["moving"]), Path(values["moving_liver"]),
                             Path(values["fixed"])),
-            original_ncect=Path(values["original_ncect"]),
+            prealign=Path(values["prealign"]), original_ncect=Path(values["original_ncect"]),
             prediction=Path(values["predictions"]), runtime=Path(values["runtimes"]),
-            warped=optional.get("warped"), moving_mask=optional.get("moving_masks"),
+            warped=optional.get("warped"), mapping=optional.get("mappings"),
+            moving_mask=optional.get("moving_masks"),
         ))
     return jobs
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--moving": ("FILE", "the moving CECT of each pair, on the working grid"),
         "--moving-liver": ("FILE", "its annotated liver, on the working grid"),
         "--fixed": ("FILE", "the fixed nCECT of each pair, on the working grid"),
+        "--prealign": ("FILE", "the pair's pre-alignment (ITK transform, nCECT -> CECT world)"),
         "--original-ncect": ("FILE", "the original nCECT (the mask's geometry)"),
         "--predictions": ("FILE", "output: the liver mask on the original nCECT"),
         "--runtimes": ("FILE", "output: the runtime record (JSON)"),
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help=f"{text}; one per pair, in --pairs order")
     predict.add_argument("--warped", nargs="+", metavar="FILE",
                          help="output: the warped CECT on the working grid, one per pair")
+    predict.add_argument("--mappings", nargs="+", metavar="FILE",
+                         help="output: the final mapping, nCECT world -> CECT world (ITK "
+                              "transform, .h5: pre-alignment after the network's field), "
+                              "one per pair")
     predict.add_argument("--moving-masks", nargs="+", metavar="FILE",
                          help="CECT liver segmentations replacing --moving-liver, one per pair, "
                               "when regsegnet.moving_mask names a method")

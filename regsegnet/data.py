@@ -56,6 +56,11 @@ class Pair:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.fixed.shape)  # type: ignore[return-value]
 
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm, (z, y, x) like the arrays."""
+        return tuple(reversed(self.reference.GetSpacing()))  # type: ignore[return-value]
+
 
 def _read_normalised(path: Path) -> sitk.Image:
     image = read_image(path)
@@ -74,13 +79,15 @@ def read_pair(
     shape: Sequence[int] | None = None,
     *,
     moving_mask_path: str | os.PathLike | None = None,
+    prealign: sitk.Transform | None = None,
 ) -> Pair:
     """Read and check one pair.
 
     `shape` is the working shape (z, y, x) the model expects. The nCECT liver is read only
     when `files.fixed_liver` is given. `moving_mask_path` replaces the annotated CECT liver
-    (`moving_liver`) by a CECT segmentation in any geometry, carried onto the pair's grid
-    through world coordinates as the pair's CECT was.
+    (`moving_liver`) by a CECT segmentation in any geometry, carried onto the pair's grid as
+    the pair's CECT was: through the pair's pre-alignment `prealign` (nCECT world -> CECT
+    world), which is then required.
     """
     fixed = _read_normalised(files.fixed)
     if shape is not None and tuple(reversed(fixed.GetSize())) != tuple(shape):
@@ -101,7 +108,9 @@ def read_pair(
                 f"{files.moving_liver}: mask is empty (the CECT liver misses this grid)"
             )
     else:
-        moving_mask = resample_mask(read_mask(moving_mask_path), fixed)
+        if prealign is None:
+            raise ValueError(f"{moving_mask_path}: carrying a CECT mask needs the pre-alignment")
+        moving_mask = resample_mask(read_mask(moving_mask_path), fixed, prealign)
         if not sitk.GetArrayViewFromImage(moving_mask).any():
             raise ImageError(f"{moving_mask_path}: the CECT liver mask misses the pair's grid")
     fixed_mask = None

@@ -1,5 +1,8 @@
 """Prediction: register each test pair, carry the CECT liver onto the nCECT, map it back.
 
+Per pair it writes the liver mask on the original nCECT and, if asked, the warped CECT and the
+final mapping (pre-alignment composed with the network's field; `regsegnet.mapping`).
+
 One process serves all pairs of a method (torch's import and the model load are paid once).
 Per pair the runtime record holds the network alone (the cascades and the warps, after one
 warm-up, synchronised on a GPU) as `seconds_method`, and the whole call for that pair
@@ -23,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from liverbench.data.io import ImageError, read_image, write_image
+from liverbench.data.io import ImageError, read_image, read_transform, write_image, write_transform
 from liverbench.data.preprocess import to_original
 from liverbench.errors import InputError
 from liverbench.runtime import RuntimeRecord, Stopwatch
@@ -31,6 +34,7 @@ from liverbench.settings import SettingsError
 from regsegnet.checkpoint import load_model
 from regsegnet.data import Pair, PairFiles, make_batch, read_pair
 from regsegnet.hardware import peak_device_memory_mb, select_device, synchronize
+from regsegnet.mapping import final_mapping
 from regsegnet.settings import ANNOTATION
 
 
@@ -38,6 +42,7 @@ from regsegnet.settings import ANNOTATION
 class Registered:
     liver_fraction: np.ndarray  # warped CECT liver, linear interpolation, in [0, 1]
     warped: np.ndarray  # warped CECT
+    field: np.ndarray  # composed displacement of the cascades used: (3, Z, Y, X), voxels
     seconds_network: float
 
 
@@ -58,10 +63,10 @@ class Predictor:
         self.warmup_seconds: float | None = None
 
     @torch.no_grad()
-    def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         registration = self.model(batch.moving, batch.fixed, cascades=self.cascades)
         fraction = self.model.transform.mask(batch.moving_mask, registration.field)
-        return fraction, registration.warped
+        return fraction, registration.warped, registration.field
 
     def register(self, pair: Pair) -> Registered:
         batch = make_batch([pair]).to(self.device)
@@ -72,11 +77,12 @@ class Predictor:
             self.warmup_seconds = warmup.seconds
         synchronize(self.device)
         with Stopwatch() as network:
-            fraction, warped = self._run(batch)
+            fraction, warped, field = self._run(batch)
             synchronize(self.device)
         return Registered(
             liver_fraction=fraction[0, 0].cpu().numpy(),
             warped=warped[0, 0].cpu().numpy(),
+            field=field[0].cpu().numpy(),
             seconds_network=network.seconds,
         )
 
@@ -87,10 +93,12 @@ class PairJob:
 
     pair: str
     files: PairFiles  # moving, moving_liver, fixed on the working grid (no nCECT liver)
+    prealign: Path  # the pair's pre-alignment (ITK transform, nCECT world -> CECT world)
     original_ncect: Path  # the mask is written in this geometry
     prediction: Path
     runtime: Path
     warped: Path | None = None  # the warped CECT on the working grid, if wanted
+    mapping: Path | None = None  # the final mapping (ITK transform file), if wanted
     moving_mask: Path | None = None  # a CECT segmentation replacing the annotated CECT liver
 
 
@@ -137,7 +145,7 @@ def predict_pairs(
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> list[RuntimeRecord]:
     """Write each job's mask (on its original nCECT), runtime record and, if asked, warped
-    CECT (on the working grid)."""
+    CECT (on the working grid) and final mapping."""
     check_moving_masks(jobs, moving_mask)
     with Stopwatch() as startup:
         predictor = Predictor(model_path, device, cascades)
@@ -150,13 +158,18 @@ def predict_pairs(
     for job in jobs:
         with Stopwatch() as total:
             mask_path = moving_mask_file(job, moving_mask)
-            pair = read_pair(job.pair, job.files, predictor.shape, moving_mask_path=mask_path)
+            prealign = read_transform(job.prealign)
+            pair = read_pair(job.pair, job.files, predictor.shape, moving_mask_path=mask_path,
+                             prealign=prealign)
             original = read_image(job.original_ncect)
             result = predictor.register(pair)
             prediction = to_original(_image_like(result.liver_fraction, pair.reference), original)
             write_image(prediction, job.prediction)
             if job.warped is not None:
                 write_image(_image_like(result.warped, pair.reference), job.warped)
+            if job.mapping is not None:
+                write_transform(final_mapping(result.field, pair.reference, prealign),
+                                job.mapping)
         extra = {
             "cascades": predictor.cascades,
             "moving_mask": moving_mask,

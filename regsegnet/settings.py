@@ -19,7 +19,7 @@ from typing import Any
 
 from liverbench.settings import SettingsBase, SettingsError
 
-__all__ = ["ANNOTATION", "BASE_MODEL", "LossWeights", "Settings", "SettingsError"]
+__all__ = ["ANNOTATION", "BASE_MODEL", "Augmentation", "LossWeights", "Settings", "SettingsError"]
 
 ANNOTATION = "annotation"
 BASE_MODEL = "regsegnet"
@@ -38,8 +38,46 @@ class LossWeights(SettingsBase):
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            self.check(number and value >= 0, name, "must be a number >= 0")
+            self.check(_number(value) and value >= 0, name, "must be a number >= 0")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Augmentation(SettingsBase):
+    """Random perturbation of each TRAINING pair's moving CECT and its liver, drawn per step.
+
+    Without it the demo model learned the phantom's mean breathing shift (every liver moved
+    ~20 mm cranially, whatever the true motion): a constant field fits a cohort whose pairs
+    all move alike. A random affine of the moving scan (uniform in ±rotation_deg about each
+    axis, ±translation_voxels along each axis, 1 ± scale per axis, about the grid centre, in
+    mm) makes every pair's offset different, so only reading the images pays. Intensities
+    (× 1 ± intensity_scale, + ±intensity_shift, + Gaussian noise, clipped to [0, 1]) vary the
+    contrast the MI term sees. The fixed nCECT and its liver are never changed; `flips`
+    mirrors the whole pair (all four volumes alike), the only option that touches the fixed
+    scan, off by default as before. Validation pairs are never augmented.
+    """
+
+    enabled: bool = True
+    rotation_deg: float = 3.0
+    translation_voxels: float = 4.0
+    scale: float = 0.05
+    intensity_scale: float = 0.1
+    intensity_shift: float = 0.05
+    noise_std: float = 0.02
+    flips: bool = False
+
+    def validate(self) -> None:
+        for name in ("enabled", "flips"):
+            self.check(isinstance(getattr(self, name), bool), name, "must be true or false")
+        for name, value in asdict(self).items():
+            if name not in ("enabled", "flips"):
+                self.check(_number(value) and value >= 0, name, "must be a number >= 0")
+        self.check(self.rotation_deg <= 45, "rotation_deg", "must be <= 45 (a perturbation)")
+        self.check(self.scale < 0.5, "scale", "must be < 0.5 (a perturbation)")
+        self.check(self.intensity_scale < 1, "intensity_scale", "must be < 1")
 
 
 @dataclass(frozen=True)
@@ -53,12 +91,23 @@ class Settings(SettingsBase):
     epochs: int = 4
     iterations: int = 60  # per cascade per epoch
     batch_size: int = 1
-    augment: bool = False  # random flips of the whole pair
+    augmentation: Augmentation = field(default_factory=Augmentation)  # training pairs only
     seed: int = 0  # config resolution puts the top-level seed here when the config says null
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     moving_mask: str = ANNOTATION  # annotation | <method that segments the CECT>
     gpu: int = 0  # GPUs the training rule asks the cluster for (a resource, not a switch)
     loss_grid: tuple[dict, ...] = ()  # loss-weight experiment: [{name, mi?, dice?, bending?}]
+
+    @classmethod
+    def prepare(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Fold the flag of before the augmentation section, `augment` (random flips), into
+        `augmentation.flips`, so older configs and model files still read."""
+        if "augment" in raw:
+            section = dict(raw.get("augmentation") or {})
+            if "flips" in section:
+                raise SettingsError("augment: replaced by augmentation.flips; give only that")
+            raw["augmentation"] = {**section, "flips": raw.pop("augment")}
+        return raw
 
     def validate(self) -> None:
         self.check(self.cascades >= 1, "cascades", "must be >= 1")

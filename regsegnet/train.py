@@ -5,7 +5,9 @@ cascade 2 on cascade 1's output, then cascade 3, each with its own optimiser. He
 k cascades are a model of their own at every point, and the ablation over the number of
 cascades used at inference needs no extra training.
 
-After each cascade's turn the validation pairs (intra-patient) are registered with the
+Each step's training pairs are augmented on the fly (`regsegnet.augment`: a random affine and
+intensity change of the moving CECT and its liver, so that no constant shift fits the cohort);
+validation pairs never are. After each cascade's turn the validation pairs are registered with the
 cascades trained so far and scored by the Dice of the warped CECT liver; the Dice with all
 cascades at the end of an epoch selects the model. A checkpoint after every epoch holds what
 a killed run needs to resume and end with the same weights as an uninterrupted one.
@@ -29,6 +31,7 @@ from tqdm import tqdm
 
 from liverbench.data.io import write_json, write_text
 from regsegnet import checkpoint
+from regsegnet.augment import augment_batch
 from regsegnet.data import Batch, Pair, load_pairs, make_batch
 from regsegnet.hardware import select_device
 from regsegnet.losses import LossTerms, RegistrationLoss, hard_dice
@@ -72,6 +75,8 @@ class Trainer:
         ]
         self.rng = np.random.default_rng(settings.seed)  # pair order and flips
         self.mi_generator = torch.Generator().manual_seed(settings.seed)  # MI voxel samples
+        # the moving scan's random affine and intensities (regsegnet.augment), its own stream
+        self.augment_generator = torch.Generator().manual_seed(settings.seed + 1)
         self.epoch = 0  # epochs completed
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None  # {"epoch", "val_dice", "state_dict"}
@@ -79,11 +84,16 @@ class Trainer:
     # --- steps -------------------------------------------------------------------------------
 
     def sample_batch(self) -> Batch:
+        """Random training pairs, augmented (`Settings.augmentation`)."""
+        augmentation = self.settings.augmentation
         indices = self.rng.integers(len(self.train_pairs), size=self.settings.batch_size)
+        pairs = [self.train_pairs[i] for i in indices]
         flips = None
-        if self.settings.augment:
+        if augmentation.enabled and augmentation.flips:
             flips = [np.flatnonzero(self.rng.random(3) < 0.5).tolist() for _ in indices]
-        return make_batch([self.train_pairs[i] for i in indices], flips).to(self.device)
+        batch = make_batch(pairs, flips).to(self.device)
+        return augment_batch(batch, augmentation, [p.spacing for p in pairs],
+                             self.augment_generator)
 
     def train_step(self, cascade: int, batch: Batch) -> LossTerms:
         """One optimiser step of cascade `cascade` (0-based); earlier cascades frozen, later
@@ -160,7 +170,10 @@ class Trainer:
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimisers": [optimiser.state_dict() for optimiser in self.optimisers],
-            "rng": {"numpy": self.rng.bit_generator.state, "mi": self.mi_generator.get_state()},
+            "rng": {
+                "numpy": self.rng.bit_generator.state, "mi": self.mi_generator.get_state(),
+                "augment": self.augment_generator.get_state(),
+            },
             "history": self.history,
             "best": self.best,
         }
@@ -171,6 +184,7 @@ class Trainer:
             optimiser.load_state_dict(optimiser_state)
         self.rng.bit_generator.state = state["rng"]["numpy"]
         self.mi_generator.set_state(state["rng"]["mi"])
+        self.augment_generator.set_state(state["rng"]["augment"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best = state["best"]

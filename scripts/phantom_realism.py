@@ -11,6 +11,7 @@ temporary folder, never into the repository):
 
 prints a Markdown table (phantom mean over patients, with the range of per-patient means, vs
 each real scan) and, with --figures, writes docs/phantom_axial.png and docs/phantom_coronal.png.
+The true motion over a cohort (docs/phantom_motion.png): scripts/phantom_motion.py.
 
 Conventions, the same for phantom and real scans: an organ's HU is mean ± SD over the organ
 eroded by 3 mm (the SD includes tissue texture and noise: it is the noise one sees); muscle is
@@ -35,6 +36,7 @@ from scipy import ndimage
 
 from liverbench.data.io import read_image
 from liverbench.data.phantom import Label, simulate_patient
+from liverbench.data.phantom.motion import rigid_part
 
 ERODE_MM = 3.0
 # TotalSegmentator v2 ("total" task) label values used here
@@ -127,16 +129,21 @@ def measure_phantom(seed: int, patients: int, size: str) -> tuple[dict, list]:
             rows[f"{phase} pixel (mm)"].append(ct_image.GetSpacing()[0])
         for key, value in spect_stats(case.images["spect"], case.images["ncect_liver"]).items():
             rows[f"spect {key}"].append(value)
-        a = sitk.Resample(
-            case.images["cect_liver"],
-            case.images["ncect_liver"],
-            sitk.Transform(),
-            sitk.sitkNearestNeighbor,
-            0,
-        )
-        a = sitk.GetArrayFromImage(a) > 0
         b = sitk.GetArrayFromImage(case.images["ncect_liver"]) > 0
-        rows["identity DSC (scanner geometry)"].append(2 * (a & b).sum() / (a.sum() + b.sum()))
+        for name, transform in (
+            ("scanner geometry", sitk.Transform()),
+            ("true rigid part", rigid_part(case.truth)),
+        ):
+            a = sitk.Resample(
+                case.images["cect_liver"],
+                case.images["ncect_liver"],
+                transform,
+                sitk.sitkNearestNeighbor,
+                0,
+            )
+            a = sitk.GetArrayFromImage(a) > 0
+            rows[f"liver DSC by the {name}"].append(2 * (a & b).sum() / (a.sum() + b.sum()))
+        rows["liver shift by breathing, z (mm)"].append(case.truth["liver_shift_mm"][2])
         liver_ml = b.sum() * np.prod(case.images["ncect"].GetSpacing()) / 1000
         rows["liver volume (L)"].append(liver_ml / 1000)
         cases.append(case)
@@ -280,7 +287,7 @@ def figures(case, out_dir: Path) -> None:
     images = case.images
     ncect = images["ncect"]
     carried = sitk.Resample(
-        images["cect_liver"], ncect, sitk.Transform(), sitk.sitkNearestNeighbor, 0
+        images["cect_liver"], ncect, rigid_part(case.truth), sitk.sitkNearestNeighbor, 0
     )
     spect = sitk.Resample(images["spect"], ncect, sitk.Transform(), sitk.sitkLinear, 0.0)
     arrays = {
@@ -297,7 +304,7 @@ def figures(case, out_dir: Path) -> None:
         panels = [
             ("CECT (portal venous) + liver", images["cect"], "cect", "cect_liver", None),
             (
-                "nCECT (low dose) + liver; dashed: CECT liver\nby scanner geometry",
+                "nCECT (low dose) + liver; dashed: CECT liver\nby the true rigid motion",
                 ncect,
                 "ncect",
                 "ncect_liver",
@@ -360,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--totalseg", type=Path, help="folder with example_ct/seg.nii.gz")
     parser.add_argument("--spect-sample", type=Path, help="folder with patient_2_SPECT.nrrd")
     parser.add_argument("--figures", type=Path, help="write phantom_{axial,coronal}.png here")
+    parser.add_argument(
+        "--motion-histogram",
+        type=Path,
+        metavar="PNG",
+        help="write the histogram of true liver displacements here",
+    )
+    parser.add_argument("--motion-patients", type=int, default=40)
+    parser.add_argument("--motion-size", default="smoke")
     args = parser.parse_args(argv)
 
     phantom, cases = measure_phantom(args.seed, args.patients, args.size)

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from liverbench.evaluation.evaluate import COLUMNS, main
 from liverbench.evaluation.metrics import evaluate
+from liverbench.evaluation.registration_error import TRUTH_COLUMNS
 
 SPACING = (1.5, 1.5, 3.0)
 
@@ -162,3 +163,69 @@ def test_package_entry_point(layout, capsys):
     argv[argv.index("--references") + 1] = str(layout / "absent.nii.gz")
     assert package_main(argv) == 2
     assert capsys.readouterr().err.startswith("python -m liverbench.evaluation evaluate: ")
+
+
+def write_truth(cases: Path, patient: str, shift_mm=(0.0, 0.0, 12.0)) -> Path:
+    """A constant true motion over the nCECT field of view, float32 as the phantom writes it."""
+    field = sitk.TransformToDisplacementField(
+        sitk.TranslationTransform(3, shift_mm), sitk.sitkVectorFloat64, (12, 14, 8),
+        (-20.0, -5.0, 10.0), (4.0, 4.0, 6.0))
+    path = cases / patient / "true_motion.nii.gz"
+    sitk.WriteImage(sitk.Cast(field, sitk.sitkVectorFloat32), str(path))
+    return path
+
+
+def test_registration_error_columns(layout):
+    """--truths adds the registration-error columns; --mappings the TRE, per pair."""
+    pairs = ["p1__p1", "p_2__p_2", "p3__p3"]
+    truths = [write_truth(layout / "cases", pair.split("__")[1]) for pair in pairs]
+    mappings = layout / "mappings"
+    mappings.mkdir()
+    sitk.WriteTransform(sitk.Transform(3, sitk.sitkIdentity), str(mappings / "p1__p1.h5"))
+    sitk.WriteTransform(sitk.TranslationTransform(3, (0.0, 0.0, 12.0)),
+                        str(mappings / "p_2__p_2.h5"))  # the true motion, prediction missing
+    # p3__p3 has no mapping file: its TRE is NaN
+    argv = arguments(layout, pairs) + ["--truths", *map(str, truths), "--mappings",
+                                       *(str(mappings / f"{pair}.h5") for pair in pairs)]
+    assert main(argv) == 0
+    frame = pd.read_csv(layout / "metrics" / "m.csv")
+    assert list(frame.columns) == list(COLUMNS) + list(TRUTH_COLUMNS)
+    ok, missing, empty = (frame.iloc[i] for i in range(3))
+    assert ok["tre_mean_mm"] == pytest.approx(12.0, abs=1e-4)  # identity against 12 mm
+    assert ok["tre_p95_mm"] == pytest.approx(12.0, abs=1e-4)
+    assert missing["tre_mean_mm"] == pytest.approx(0.0, abs=1e-4)
+    assert math.isnan(empty["tre_mean_mm"])
+    # the prediction is the GT liver moved by 2 voxels along y (1.5 mm spacing): 3 mm
+    assert ok["centroid_error_mm"] == pytest.approx(3.0)
+    assert ok["pred_centroid_z_mm"] == pytest.approx(ok["gt_centroid_z_mm"])
+    assert math.isnan(missing["centroid_error_mm"]) and math.isnan(empty["centroid_error_mm"])
+    assert frame["gt_centroid_z_mm"].notna().all()
+
+
+def test_without_truth_the_columns_are_absent(layout, capsys):
+    frame = run_cli(layout, ["p1__p1"], lsf=False)
+    assert not set(TRUTH_COLUMNS) & set(frame.columns)
+    argv = arguments(layout, ["p1__p1"]) + ["--mappings", str(layout / "x.h5")]
+    assert main(argv) == 2
+    assert "--mappings: needs --truths" in capsys.readouterr().err
+
+
+def test_inter_patient_pair_has_no_tre(layout):
+    truth = write_truth(layout / "cases", "p1")
+    sitk.WriteImage(_image(liver_mask()), str(layout / "pred" / "p3__p1.nii.gz"))
+    mapping = layout / "p3__p1.h5"
+    sitk.WriteTransform(sitk.Transform(3, sitk.sitkIdentity), str(mapping))
+    frame = run_cli(layout, ["p3__p1"], lsf=False, out="inter.csv")  # no truths: no columns
+    assert "tre_mean_mm" not in frame.columns
+    argv = arguments(layout, ["p3__p1"], lsf=False, out="inter.csv")
+    assert main(argv + ["--truths", str(truth), "--mappings", str(mapping)]) == 0
+    row = pd.read_csv(layout / "inter.csv").iloc[0]
+    assert math.isnan(row["tre_mean_mm"]) and row["centroid_error_mm"] == pytest.approx(0.0)
+
+
+def test_missing_truth_exits_2(layout, capsys):
+    argv = arguments(layout, ["p1__p1"]) + ["--truths", str(layout / "absent.nii.gz")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "p1__p1: " in err and "absent.nii.gz: file not found" in err
+    assert len(err.strip().splitlines()) == 1

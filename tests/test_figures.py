@@ -164,3 +164,63 @@ def test_training_curves(tmp_path):
     assert len(plain.axes) == 1
     with pytest.raises(ValueError, match="epoch"):
         training_curves(pd.DataFrame({"loss": [1.0]}))
+
+
+def write_centroids(tmp_path, rng):
+    """Metric CSVs with liver centroids: `follows` adds the true displacement beyond rigid,
+    `shifts` a fixed 20 mm whatever it is, `rigid` is the pre-alignment alone."""
+    true = np.array([-6.0, 2.0, 9.5, 14.0, 21.0, 28.7])
+    rigid_z = rng.uniform(-40, 40, true.size)
+    gt_z = rigid_z + true
+    added = {"follows": true + rng.normal(0, 1.0, true.size),
+             "shifts": 20.0 + rng.normal(0, 0.5, true.size), "rigid": np.zeros(true.size)}
+    paths = {}
+    for method, shift in added.items():
+        pred_z = rigid_z + shift
+        rows = [{c: 0.1 for c in COLUMNS} | {
+            "method": method, "pair": f"P{i}__P{i}", "moving": f"P{i}", "fixed": f"P{i}",
+            "status": "ok", "device": "cpu", "tre_mean_mm": 1.0, "tre_p95_mm": 2.0,
+            "centroid_error_mm": abs(pred_z[i] - gt_z[i]), "pred_centroid_z_mm": pred_z[i],
+            "gt_centroid_z_mm": gt_z[i]} for i in range(true.size)]
+        rows[0].update(status="missing", pred_centroid_z_mm=np.nan) if method == "follows" \
+            else None
+        paths[method] = tmp_path / f"{method}.csv"
+        pd.DataFrame(rows).to_csv(paths[method], index=False)
+    return paths, true, added
+
+
+def test_displacement_figure_and_correlations(tmp_path):
+    paths, true, added = write_centroids(tmp_path, np.random.default_rng(3))
+    out, csv = tmp_path / "figures" / "displacement.png", tmp_path / "figures" / "d.csv"
+    assert main(["displacement", "--metrics", str(paths["follows"]), str(paths["shifts"]),
+                 "--baseline", str(paths["rigid"]), "--out", str(out), "--csv", str(csv),
+                 "--labels-json", json.dumps({"follows": "Follows"})]) == 0
+    assert_png(out)
+    summary = pd.read_csv(csv).set_index("method")
+    assert list(summary.index) == ["follows", "shifts"]
+    assert summary.loc["follows", "n"] == 5  # its missing prediction is left out
+    expected = np.corrcoef(true[1:], added["follows"][1:])[0, 1]
+    assert summary.loc["follows", "pearson_r"] == pytest.approx(expected)
+    assert summary.loc["follows", "pearson_r"] > 0.95
+    assert abs(summary.loc["shifts", "pearson_r"]) < 0.9  # a constant shift does not follow
+    assert summary.loc["shifts", "mean_added_mm"] == pytest.approx(20, abs=0.5)
+    assert summary.loc["follows", "label"] == "Follows"
+
+    from liverbench.evaluation.displacement import agreement, displacement_figure, displacements
+    from liverbench.evaluation.tables import load_metrics
+
+    frame, _ = load_metrics([paths["follows"], paths["shifts"]])
+    data = displacements(frame, load_metrics([paths["rigid"]])[0])
+    figure = displacement_figure(data, agreement(data, ["follows", "shifts"]))
+    points = [c.get_offsets() for c in figure.axes[0].collections]
+    assert [len(p) for p in points] == [5, 6]
+    np.testing.assert_allclose(points[1][:, 0], true)  # x: the true displacement
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert legend[1].startswith("follows (r = ") and "n = 5" in legend[1]
+
+
+def test_displacement_needs_centroid_columns(tmp_path, capsys):
+    paths = write_metrics(tmp_path)  # a cohort without a true motion
+    assert main(["displacement", "--metrics", str(paths[0]), "--baseline", str(paths[1]),
+                 "--out", str(tmp_path / "d.png"), "--csv", str(tmp_path / "d.csv")]) == 2
+    assert "no liver-centroid columns" in capsys.readouterr().err

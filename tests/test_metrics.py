@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -137,14 +135,15 @@ def test_bad_inputs():
         evaluate(np.zeros((3, 3, 3)), np.zeros((3, 3, 3)), (1, 1))
 
 
-def test_large_mask_is_fast():
+def test_real_size_masks_are_scored():
+    """A clinical-size mask pair (150 x 512 x 512) is scored; its speed is a benchmark's job
+    (about 1 s on one idle core), never a timed test on a shared machine."""
     z, y, x = np.ogrid[:150, :512, :512]
     gt = ((z - 75) / 50) ** 2 + ((y - 250) / 150) ** 2 + ((x - 260) / 170) ** 2 < 1
     pred = ((z - 77) / 50) ** 2 + ((y - 255) / 148) ** 2 + ((x - 262) / 172) ** 2 < 1
-    start = time.perf_counter()
     r = evaluate(pred, gt, (2.0, 0.8, 0.8))
-    assert time.perf_counter() - start < 5.0  # ~1 s on one core; generous for shared CI
     assert 0.9 < r["dsc"] < 1.0
+    assert 2.0 <= r["msd"] < 15.0  # the shift and the radius change, a few voxels
 
 
 def _write(array, path, spacing=(0.8, 0.8, 3.0), origin=(0.0, 0.0, 0.0)):

@@ -1,8 +1,9 @@
-"""The synthetic SPECT-CT cohort: files and layouts, realism constraints, determinism.
+"""The synthetic SPECT-CT cohort: files and layouts, realism constraints, motion and its
+truth, determinism.
 
 Two demo-size patients are simulated in memory (with their organ label maps) for the
-content checks; the file checks run the CLI as the DAG does, at the small "smoke" size
-(same code, coarser pixels) to keep the tests fast.
+content checks; the file and motion checks run at the small "smoke" size (same code,
+coarser pixels) to keep the tests fast.
 """
 
 from __future__ import annotations
@@ -19,15 +20,27 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from liverbench.data.io import read_image, read_mask, same_geometry
+from liverbench.data.io import read_displacement, read_image, read_mask, same_geometry
 from liverbench.data.phantom import (
     H108_FILES,
     LIVER_LABELS,
+    PATIENT_FILES,
+    TRUTH_RECORD,
     Label,
     index_of,
     patient_ids,
     simulate_patient,
 )
+from liverbench.data.phantom.motion import (
+    BREATHING_MM,
+    BREATHING_RANGE_MM,
+    FRAME_OFFSET_MM,
+    TRUTH_SPACING_MM,
+    sample_breathing,
+    sample_frame,
+)
+from liverbench.data.preprocess import mask_centroid as centroid
+from liverbench.layout import TRUTH_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
@@ -85,12 +98,16 @@ def cohort(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------- files
 
 
-def test_cohort_writes_exactly_the_six_files_per_patient(cohort: Path):
+def test_cohort_writes_the_images_the_truth_and_its_record_per_patient(cohort: Path):
     assert sorted(p.name for p in cohort.iterdir()) == ["P001", "P002"]
+    assert PATIENT_FILES == (*H108_FILES, "true_motion")
     for patient in cohort.iterdir():
         assert sorted(p.name for p in patient.iterdir()) == sorted(
-            f"{n}.nii.gz" for n in H108_FILES
+            [f"{n}.nii.gz" for n in PATIENT_FILES] + [TRUTH_RECORD]
         )
+        record = json.loads((patient / TRUTH_RECORD).read_text())
+        for key in ("breathing_mm", "frame_offset_mm", "rotation_deg", "translation_mm"):
+            assert key in record, key
 
 
 def test_file_types_and_grids(cohort: Path):
@@ -107,12 +124,24 @@ def test_file_types_and_grids(cohort: Path):
         assert np.allclose(image.GetDirection(), np.eye(3).ravel())
     assert not same_geometry(images["cect"], images["ncect"])
     assert abs(images["spect"].GetSpacing()[0] - 4.8) < 0.5
+    truth = sitk.ReadImage(str(folder / f"{TRUTH_FILE}.nii.gz"))
+    assert truth.GetPixelID() == sitk.sitkVectorFloat32 and truth.GetDimension() == 3
+    assert truth.GetNumberOfComponentsPerPixel() == 3
+    read_displacement(folder / f"{TRUTH_FILE}.nii.gz")  # finite 3-vectors
+    ncect = images["ncect"]
+    assert np.allclose(truth.GetSpacing(), TRUTH_SPACING_MM)
+    assert np.allclose(truth.GetOrigin(), ncect.GetOrigin())
+    far_corner = np.array(ncect.TransformIndexToPhysicalPoint([n - 1 for n in ncect.GetSize()]))
+    truth_corner = truth.TransformIndexToPhysicalPoint([n - 1 for n in truth.GetSize()])
+    assert np.all(np.array(truth_corner) >= far_corner)  # covers the nCECT field of view
+    assert np.all(np.array(truth_corner) < far_corner + TRUTH_SPACING_MM)
 
 
 def test_written_files_are_the_simulated_patient(cohort: Path):
     case = simulate_patient(0, SEED, size="smoke")
-    for name in H108_FILES:
-        written = read_image(cohort / "P001" / f"{name}.nii.gz")
+    assert json.loads((cohort / "P001" / TRUTH_RECORD).read_text()) == case.truth
+    for name in PATIENT_FILES:
+        written = sitk.ReadImage(str(cohort / "P001" / f"{name}.nii.gz"))
         assert same_geometry(written, case.images[name])
         assert np.array_equal(array(written), array(case.images[name])), name
 
@@ -141,10 +170,10 @@ def test_manifest_paths_are_relative_to_the_csv(cohort: Path):
     assert result.returncode == 0, result.stderr
     with manifest.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["patient_id", *H108_FILES]
+    assert list(rows[0]) == ["patient_id", *PATIENT_FILES]
     assert [r["patient_id"] for r in rows] == patient_ids(2)
     for row in rows:
-        for name in H108_FILES:
+        for name in PATIENT_FILES:
             assert not Path(row[name]).is_absolute()
             assert (manifest.parent / row[name]).is_file()
     manifest.unlink()
@@ -223,18 +252,6 @@ def test_liver_volume_and_masks_match_labels(cases):
         assert np.array_equal(lungs, array(case.labels["ncect"]) == Label.LUNG)
 
 
-def test_scanner_geometry_alone_leaves_the_liver_misaligned(cases):
-    for case in cases:
-        carried = sitk.Resample(
-            case.images["cect_liver"],
-            case.images["ncect"],
-            sitk.Transform(),
-            sitk.sitkNearestNeighbor,
-            0,
-        )
-        assert 0.5 <= dice(array(carried) > 0, array(case.images["ncect_liver"]) > 0) <= 0.9
-
-
 def test_body_and_liver_fit_the_working_grid(cases):
     """The pipeline centres a 320 x 320 x 256 mm box on the body (HU > -400)."""
     for case in cases:
@@ -271,3 +288,76 @@ def test_spect_tumours_hot_and_a_few_percent_lung_shunt(cases):
             hottest = max((t for t in tumours if t.any()), key=lambda t: on_ct[t].mean())
             assert on_ct[hottest].mean() > 1.2 * parenchyma
             assert on_ct[hottest].max() > 1.5 * parenchyma
+
+
+# --------------------------------------------------------------------- motion
+
+
+def carried(moving: sitk.Image, fixed: sitk.Image, transform: sitk.Transform) -> np.ndarray:
+    return array(sitk.Resample(moving, fixed, transform, sitk.sitkNearestNeighbor, 0)) > 0
+
+
+def truth_transform(case) -> sitk.Transform:
+    """The written truth as ITK reads it: nCECT world point p -> CECT world point p + d(p)."""
+    field = sitk.Cast(case.images[TRUTH_FILE], sitk.sitkVectorFloat64)
+    return sitk.DisplacementFieldTransform(field)
+
+
+def mean_truth_z(case) -> float:
+    """The truth's mean z displacement over the nCECT liver voxels."""
+    field = array(sitk.Resample(case.images[TRUTH_FILE], case.images["ncect"]))
+    return float(field[array(case.images["ncect_liver"]) > 0][:, 2].mean())
+
+
+@pytest.fixture(scope="module")
+def smoke_cases():
+    return [simulate_patient(i, SEED, size="smoke") for i in range(2)]
+
+
+def test_frames_differ_and_the_truth_aligns_them(smoke_cases):
+    far = [c for c in smoke_cases if np.abs(c.truth["frame_offset_mm"]).max() > 100]
+    assert far, "seed 7: some patient should have a frame offset over 100 mm"
+    for case in smoke_cases:
+        cect_liver, ncect_liver = case.images["cect_liver"], case.images["ncect_liver"]
+        truth = array(ncect_liver) > 0
+        assert dice(carried(cect_liver, ncect_liver, truth_transform(case)), truth) > 0.9
+    for case in far:  # scanner geometry alone: the liver is somewhere else entirely
+        cect_liver, ncect_liver = case.images["cect_liver"], case.images["ncect_liver"]
+        truth = array(ncect_liver) > 0
+        assert dice(carried(cect_liver, ncect_liver, sitk.Transform()), truth) < 0.3
+        # the CT content agrees through the truth too: bone and air stay bone and air
+        cect, ncect = case.images["cect"], case.images["ncect"]
+        on_ncect = array(sitk.Resample(cect, ncect, truth_transform(case), sitk.sitkLinear, -1000))
+        bone, air = array(ncect) > 400, array(ncect) < -900
+        assert np.median(on_ncect[bone]) > 250 and np.median(on_ncect[air]) < -900
+
+
+def test_breathing_sign_gives_a_liver_displacement_of_that_sign():
+    cases = {b: simulate_patient(0, SEED, size="smoke", breathing_mm=b) for b in (0.0, 12, -12)}
+    still = cases[0.0]
+    assert abs(still.truth["liver_shift_mm"][2]) < 3  # only the random deformation left
+    mean_dz = {b: mean_truth_z(c) for b, c in cases.items()}
+    for b in (12, -12):
+        case = cases[b]
+        assert case.truth["breathing_mm"] == b
+        for key in ("frame_offset_mm", "rotation_deg", "translation_mm"):
+            assert case.truth[key] == still.truth[key]  # only the breathing differs
+        shift = case.truth["liver_shift_mm"][2] - still.truth["liver_shift_mm"][2]
+        assert np.sign(shift) == np.sign(b) and 0.6 * abs(b) < abs(shift) < 1.2 * abs(b)
+        rise = centroid(case.images["ncect_liver"])[2] - centroid(still.images["ncect_liver"])[2]
+        assert np.sign(rise) == np.sign(b)  # the nCECT liver itself moved that way
+        # the truth maps it back: d_z over the liver moves against the shift
+        assert np.sign(mean_dz[b] - mean_dz[0.0]) == -np.sign(b)
+        assert abs(mean_dz[b] - mean_dz[0.0] + shift) < 3.0
+
+
+def test_motion_parameters_follow_their_distributions():
+    rng = np.random.default_rng(0)
+    breathing = np.array([sample_breathing(rng) for _ in range(4000)])
+    mean, sd = BREATHING_MM
+    assert abs(breathing.mean() - mean) < 0.5 and abs(breathing.std() - sd) < 0.5
+    assert 0.05 < (breathing < 0).mean() < 0.15  # some pairs move caudally
+    assert BREATHING_RANGE_MM[0] <= breathing.min() and breathing.max() <= BREATHING_RANGE_MM[1]
+    frames = np.array([sample_frame(rng) for _ in range(2000)])
+    assert np.all(np.abs(frames) <= FRAME_OFFSET_MM)
+    assert np.all(np.abs(frames).max(axis=0) > 0.9 * FRAME_OFFSET_MM)

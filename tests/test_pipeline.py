@@ -24,7 +24,9 @@ def test_every_method_is_scored_on_every_test_pair(smoke_run: Path):
     for method in SMOKE["methods"]:
         metrics = pd.read_csv(smoke_run / "metrics" / f"{method}.csv")
         assert list(metrics["pair"]) == test_pairs, method
-        assert (metrics["status"] == "ok").all(), method
+        # scanner geometry alone may miss the other scanner's field of view: an empty mask
+        allowed = {"ok", "empty"} if method == "identity" else {"ok"}
+        assert set(metrics["status"]) <= allowed, method
         assert metrics["dsc"].between(0, 1).all(), method
 
 
@@ -39,10 +41,16 @@ def test_predictions_are_binary_masks_on_the_original_ncect(smoke_run: Path):
             assert same_geometry(prediction, ncect), path
 
 
-def test_identity_is_misaligned_but_overlapping(smoke_run: Path):
-    """The phantom's problem is real: scanner geometry alone leaves the liver misaligned."""
-    dsc = pd.read_csv(smoke_run / "metrics" / "identity.csv")["dsc"]
-    assert dsc.between(0.4, 0.92).all(), dsc.tolist()
+def test_two_scanner_frames_need_the_prealignment(smoke_run: Path):
+    """The phantom's problem is real: the two scanners' frames are unrelated, so scanner
+    geometry alone misses the liver, and the rigid pre-alignment still leaves it misaligned
+    (breathing, deformation) — the registration methods have work to do."""
+    identity = pd.read_csv(smoke_run / "metrics" / "identity.csv")
+    rigid = pd.read_csv(smoke_run / "metrics" / "rigid.csv")
+    assert (rigid["dsc"] > identity["dsc"]).all(), (rigid["dsc"].tolist(), identity["dsc"].tolist())
+    assert rigid["dsc"].between(0.4, 0.95).all(), rigid["dsc"].tolist()
+    # the true motion is scored: identity's error is the whole motion, rigid's much less
+    assert (identity["tre_mean_mm"] > rigid["tre_mean_mm"]).all()
 
 
 def test_rerun_has_nothing_to_do(smoke_run: Path):

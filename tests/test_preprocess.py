@@ -7,7 +7,8 @@ import SimpleITK as sitk
 from conftest import tiny_ct, write_case
 
 from liverbench.data.__main__ import make_pair, preprocess_case
-from liverbench.data.io import read_image
+from liverbench.data.io import read_image, read_transform
+from liverbench.data.prealign import Settings as PrealignSettings
 from liverbench.data.preprocess import (
     WorkingGrid,
     body_centre,
@@ -54,13 +55,17 @@ def test_case_and_pair(tmp_path: Path):
     for name in ("cect", "ncect", "cect_liver", "ncect_liver"):
         assert read_image(tmp_path / "prep" / f"{name}.nii.gz").GetSize() == (24, 24, 16)
     make_pair(case / "cect.nii.gz", case / "cect_liver.nii.gz", case / "ncect.nii.gz",
-              case / "ncect_liver.nii.gz", tmp_path / "pair", GRID)
+              case / "ncect_liver.nii.gz", tmp_path / "pair", GRID,
+              PrealignSettings(mode="none"), tmp_path / "pair" / "prealign.tfm")
     images = {n: read_image(tmp_path / "pair" / f"{n}.nii.gz")
               for n in ("moving", "moving_liver", "fixed", "fixed_liver")}
     origins = {img.GetOrigin() for img in images.values()}
     assert len(origins) == 1  # one grid for the whole pair
-    # zero displacement = scanner geometry: the moving liver on the fixed grid is the
-    # CECT liver resampled through world coordinates
+    # with prealign mode none, zero displacement = scanner geometry: the moving liver on the
+    # fixed grid is the CECT liver resampled through world coordinates
+    # (the pre-aligned case: tests/test_prealign.py)
+    prealignment = read_transform(tmp_path / "pair" / "prealign.tfm")
+    assert prealignment.TransformPoint((1.0, 2.0, 3.0)) == (1.0, 2.0, 3.0)
     ncect = read_image(case / "ncect.nii.gz")
     world = resample_mask(read_image(case / "cect_liver.nii.gz"), images["fixed"])
     np.testing.assert_array_equal(

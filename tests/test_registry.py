@@ -21,7 +21,7 @@ def raw() -> dict:
 
 def test_unknown_method_stops_validation_with_the_valid_ids():
     with pytest.raises(ConfigError, match=r"unknown method\(s\) \['regsegnett'\]; valid ids: "
-                                          r"identity, regsegnet, elastix_cnn"):
+                                          r"identity, rigid, regsegnet, elastix_cnn"):
         resolve(deep_merge(raw(), {"methods": ["identity", "regsegnett"]}))
 
 

@@ -1,7 +1,8 @@
-"""RegSegNet: spatial transformer, losses, cascade-wise training, resume, settings, errors, CLI.
+"""RegSegNet: spatial transformer, losses, cascade-wise training, resume, errors, CLI.
 
-Real components at tiny sizes, one CPU thread. The generated pairs are two smooth organs in a
-body, the moving copy shifted by a few voxels with other contrast (as CECT vs nCECT).
+Real components at tiny sizes, one CPU thread, on generated pairs (`synthetic_pairs`).
+Settings: test_regsegnet_settings.py; augmentation: test_regsegnet_augment.py; the final
+mapping: test_regsegnet_mapping.py.
 """
 
 from __future__ import annotations
@@ -17,84 +18,30 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
+from synthetic_pairs import (
+    SPACING,
+    TINY,
+    generated_pair,
+    grid,
+    tensor,
+    write_original_ncect,
+    write_pair,
+    write_pairs,
+    write_prealign,
+)
 
 from liverbench.data.io import ImageError, read_image, write_array
 from liverbench.errors import InputError
-from liverbench.methods import regsegnet_variants
 from regsegnet.checkpoint import CheckpointError, load_model
 from regsegnet.data import load_pair, load_pairs, make_batch
 from regsegnet.losses import RegistrationLoss, hard_dice
 from regsegnet.model import FieldNet, RegSegNet, SpatialTransformer
-from regsegnet.settings import LossWeights, Settings, SettingsError
+from regsegnet.settings import LossWeights, Settings
 from regsegnet.train import Trainer, train
 
 ROOT = Path(__file__).resolve().parent.parent
-SPACING = 6.0
-TINY = {"channels": [4, 8, 8], "mi_samples": 2048, "lr": 3e-3}
 
 torch.set_num_threads(1)
-
-
-# --- generated data ----------------------------------------------------------------------------
-
-
-def _ellipsoid(shape, centre, radii) -> np.ndarray:
-    grids = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
-    return sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii)) <= 1.0
-
-
-def generated_pair(shape=(32, 32, 32), shift=(2.0, 3.0, -3.0), seed=0):
-    """(moving, moving_liver, fixed, fixed_liver): the moving anatomy is the fixed one shifted
-    by `shift` voxels, with a brighter liver (contrast) and other noise."""
-    rng = np.random.default_rng(seed)
-    centre = np.array(shape) / 2
-    body = _ellipsoid(shape, centre, np.array(shape) * 0.45)
-    liver = _ellipsoid(shape, centre + [0, -2, 3], np.array(shape) * [0.22, 0.19, 0.25])
-    other = _ellipsoid(shape, centre + [2, 6, -7], np.array(shape) * [0.15, 0.12, 0.12])
-
-    def shifted(mask):
-        return ndimage.shift(mask.astype(np.float32), shift, order=1) >= 0.5
-
-    def image(liver_mask, other_mask, liver_value, other_value):
-        volume = 0.05 + 0.35 * body + (liver_value - 0.35) * liver_mask
-        volume = volume + (other_value - 0.35) * other_mask
-        volume = ndimage.gaussian_filter(volume.astype(np.float32), 0.7)
-        return np.clip(volume + rng.normal(0, 0.02, shape), 0, 1).astype(np.float32)
-
-    moving_liver, moving_other = shifted(liver), shifted(other)
-    return (
-        image(moving_liver, moving_other, 0.8, 0.45), moving_liver.astype(np.uint8),
-        image(liver, other, 0.55, 0.5), liver.astype(np.uint8),
-    )
-
-
-def grid(shape, spacing=SPACING, origin=(0.0, 0.0, 0.0)) -> sitk.Image:
-    reference = sitk.Image(list(reversed(shape)), sitk.sitkUInt8)
-    reference.SetSpacing([spacing] * 3)
-    reference.SetOrigin(origin)
-    return reference
-
-
-def write_pair(folder: Path, shape=(32, 32, 32), **kwargs) -> Path:
-    reference = grid(shape)
-    names = ("moving", "moving_liver", "fixed", "fixed_liver")
-    for name, array in zip(names, generated_pair(shape, **kwargs)):
-        write_array(array, reference, folder / f"{name}.nii.gz")
-    return folder
-
-
-def write_original_ncect(case_root: Path, patient: str, shape=(32, 32, 32)) -> Path:
-    """An 'original' nCECT on a finer, larger grid covering the pair's grid."""
-    fine = tuple(int(s * 1.5) + 4 for s in shape)
-    reference = grid(fine, spacing=SPACING / 1.5, origin=(-8.0, -8.0, -8.0))
-    path = case_root / patient / "ncect.nii.gz"
-    write_array(np.zeros(fine, dtype=np.int16), reference, path)
-    return path
-
-
-def tensor(array) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array, dtype=np.float32))[None, None]
 
 
 # --- spatial transformer -------------------------------------------------------------------------
@@ -173,11 +120,7 @@ def test_hard_dice():
 
 @pytest.fixture(scope="module")
 def pairs_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pairs")
-    write_pair(root / "A__A", shape=(24, 24, 24), seed=0)
-    write_pair(root / "B__B", shape=(24, 24, 24), shift=(-2.0, 2.0, 2.0), seed=1)
-    write_pair(root / "A__B", shape=(24, 24, 24), shift=(1.0, -2.0, 2.0), seed=2)
-    return root
+    return write_pairs(tmp_path_factory.mktemp("pairs"))
 
 
 def _parameters(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -292,72 +235,6 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, pairs_dir):
               [pairs_dir / "A__A"], [pairs_dir / "B__B"], out, progress=False)
 
 
-def test_unknown_setting_is_named():
-    with pytest.raises(SettingsError, match="regsegnet.casades: unknown setting"):
-        Settings.from_mapping({"casades": 2}, section="regsegnet")
-    with pytest.raises(SettingsError, match="regsegnet.cascades: must be >= 1"):
-        Settings.from_mapping({"cascades": 0}, section="regsegnet")
-    with pytest.raises(SettingsError, match="regsegnet.loss.mii: unknown setting"):
-        Settings.from_mapping({"loss": {"mii": 1.0}}, section="regsegnet")
-    with pytest.raises(SettingsError, match="regsegnet.shape: unknown setting"):
-        Settings.from_mapping({"shape": [8, 8, 8]}, section="regsegnet")  # from the data
-
-
-@pytest.mark.parametrize("entry, problem", [
-    ({"name": "wide_c2"}, "regsegnet.loss_grid: name 'wide_c2' must not end in _c<k>"),
-    ({"name": "x", "mii": 0.0}, r"regsegnet.loss_grid: entry 'x': unknown key\(s\) \['mii'\]"),
-    ({"name": "x", "dice": -1.0}, "regsegnet.loss_grid.x.dice: must be a number >= 0"),
-    ({"dice": 2.0}, "regsegnet.loss_grid: entry .* needs a name"),
-])
-def test_bad_loss_grid_entry_is_named(entry, problem):
-    with pytest.raises(SettingsError, match=problem):
-        Settings.from_mapping({"loss_grid": [entry]}, section="regsegnet")
-
-
-def test_settings_round_trip_and_partial_loss():
-    settings = Settings.from_mapping({"loss": {"dice": 2.0}, "loss_grid": [{"name": "a"}]})
-    assert settings.loss == LossWeights(mi=1.0, dice=2.0, bending=0.01)
-    assert Settings.from_mapping(settings.to_dict()) == settings
-    assert settings.with_loss(mi=0.0).loss == LossWeights(mi=0.0, dice=2.0, bending=0.01)
-
-
-def test_training_section_per_model():
-    section = {"loss": {"dice": 2.0}, "seed": 5, "moving_mask": "nnunet_cect",
-               "loss_grid": [{"name": "mi_only", "dice": 0.0}]}
-    settings = Settings.from_mapping(section)
-    assert settings.models() == ["regsegnet", "regsegnet_wmi_only"]
-    base = settings.training_section("regsegnet")
-    assert "loss_grid" not in base and "moving_mask" not in base and "shape" not in base
-    assert base["loss"] == {"mi": 1.0, "dice": 2.0, "bending": 0.01} and base["seed"] == 5
-    grid = settings.training_section("regsegnet_wmi_only")
-    assert grid["loss"] == {"mi": 1.0, "dice": 0.0, "bending": 0.01}
-    assert Settings.from_mapping(json.loads(json.dumps(grid))).loss.dice == 0.0
-    assert settings.prediction_section() == {"device": "auto", "moving_mask": "nnunet_cect"}
-    assert settings.moving_mask_method == "nnunet_cect"
-    with pytest.raises(SettingsError, match="regsegnet_wother: not a RegSegNet model"):
-        settings.training_section("regsegnet_wother")
-
-
-def test_variants_match_the_method_registry():
-    section = Settings.from_mapping(
-        {"cascades": 2, "loss_grid": [{"name": "stiff", "bending": 0.1}]}
-    )
-    variants = section.variants()
-    registry = {method.id for method in regsegnet_variants(section.to_dict())} | {"regsegnet"}
-    assert set(variants) == registry
-    assert variants["regsegnet"] == ("regsegnet", 2)
-    assert variants["regsegnet_wstiff_c1"] == ("regsegnet_wstiff", 1)
-
-
-def test_settings_and_package_import_no_torch():
-    code = "import sys, regsegnet, regsegnet.settings; assert 'torch' not in sys.modules"
-    code += "; import os; assert 'OMP_WAIT_POLICY' not in os.environ"
-    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-
-
 def test_cascade_count_beyond_model_is_refused():
     model = RegSegNet(cascades=2, channels=(4, 8))
     with pytest.raises(ValueError, match="1..2"):
@@ -386,6 +263,7 @@ def _predict_args(pairs: dict[str, Path], originals: dict[str, Path], out: Path)
         *each("--moving", [pairs[n] / "moving.nii.gz" for n in names]),
         *each("--moving-liver", [pairs[n] / "moving_liver.nii.gz" for n in names]),
         *each("--fixed", [pairs[n] / "fixed.nii.gz" for n in names]),
+        *each("--prealign", [write_prealign(out / "pre" / f"{n}.tfm") for n in names]),
         *each("--original-ncect", [originals[n] for n in names]),
         *each("--predictions", [out / "pred" / f"{n}.nii.gz" for n in names]),
         *each("--runtimes", [out / "rt" / f"{n}.json" for n in names]),
@@ -410,10 +288,11 @@ def test_cli_train_then_predict(tmp_path):
     test = {name: pairs[name] for name in ("P2__P2", "P3__P3")}
     ncects = {"P2__P2": originals["P2"], "P3__P3": originals["P3"]}
     warped = [str(tmp_path / "warped" / f"{name}.nii.gz") for name in test]
+    mappings = [str(tmp_path / "mappings" / f"{name}.h5") for name in test]
     model = ["--model", str(model_dir / "model.pt")]
     predicted = _cli("predict", "--settings", settings, "--threads", "1", *model,
                      *_predict_args(test, ncects, tmp_path), "--warped", *warped,
-                     "--cascades", "1", "--method-name", "regsegnet_c1")
+                     "--mappings", *mappings, "--cascades", "1", "--method-name", "regsegnet_c1")
     assert predicted.returncode == 0, predicted.stderr
     for patient in ("P2", "P3"):
         mask = read_image(tmp_path / "pred" / f"{patient}__{patient}.nii.gz")
@@ -422,6 +301,8 @@ def test_cli_train_then_predict(tmp_path):
         assert mask.GetPixelID() == sitk.sitkUInt8 and sitk.GetArrayViewFromImage(mask).any()
         warped_image = read_image(tmp_path / "warped" / f"{patient}__{patient}.nii.gz")
         assert warped_image.GetSize() == tuple(reversed(shape))
+        mapping = sitk.ReadTransform(str(tmp_path / "mappings" / f"{patient}__{patient}.h5"))
+        assert mapping.GetNumberOfTransforms() == 2  # pre-alignment, network field
         record = json.loads((tmp_path / "rt" / f"{patient}__{patient}.json").read_text())
         assert record["method"] == "regsegnet_c1" and record["extra"]["cascades"] == 1
         assert 0 < record["seconds_method"] <= record["seconds_total"]
@@ -459,20 +340,23 @@ def test_predict_with_cect_segmentations_as_moving_masks(tmp_path, pairs_dir):
           log=lambda m: None)
     folder = pairs_dir / "A__B"
     files = PairFiles.in_folder(folder)
-    segmentation = tmp_path / "seg" / "A.nii.gz"  # on a finer grid than the pair's
+    segmentation = tmp_path / "seg" / "A.nii.gz"  # finer grid, in the CECT's own world frame
     annotated = read_pair("A__B", files)
     fine = sitk.Resample(read_image(files.moving_liver), grid((48, 48, 48), SPACING / 2),
                          sitk.Transform(), sitk.sitkNearestNeighbor)
+    offset = (120.0, -30.0, 300.0)  # CECT world = nCECT world + offset (another scanner)
+    fine.SetOrigin(offset)
     write_array(sitk.GetArrayFromImage(fine), fine, segmentation)
     job = PairJob("A__B", PairFiles(files.moving, files.moving_liver, files.fixed),
-                  tmp_path / "ncect.nii.gz", tmp_path / "pred.nii.gz", tmp_path / "rt.json",
-                  moving_mask=segmentation)
+                  write_prealign(tmp_path / "prealign.tfm", offset), tmp_path / "ncect.nii.gz",
+                  tmp_path / "pred.nii.gz", tmp_path / "rt.json", moving_mask=segmentation)
     write_array(np.zeros((24, 24, 24), np.int16), grid((24, 24, 24)), job.original_ncect)
     with pytest.raises(InputError, match="--moving-masks given, but regsegnet.moving_mask"):
         predict_pairs(tmp_path / "m" / "model.pt", [job], log=lambda m: None)
     records = predict_pairs(tmp_path / "m" / "model.pt", [job], moving_mask="nnunet_cect",
                             log=lambda m: None)
     assert records[0].extra["moving_mask"] == "nnunet_cect"
-    carried = read_pair("A__B", job.files, moving_mask_path=segmentation)
+    carried = read_pair("A__B", job.files, moving_mask_path=segmentation,
+                        prealign=sitk.ReadTransform(str(job.prealign)))
     np.testing.assert_array_equal(carried.moving_mask, annotated.moving_mask)
     assert carried.fixed_mask is None  # the nCECT liver is never read at prediction

@@ -235,6 +235,57 @@ def test_cli(metric_files, tmp_path, capsys):
     assert err.startswith("python -m liverbench.evaluation.tables: evaluation.bootstrap_sample")
 
 
+def with_truth(frame: pd.DataFrame, tre: float | None, seed: int) -> pd.DataFrame:
+    """The registration-error columns of a cohort with a true motion (tre None: no mapping)."""
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    gt_z = rng.uniform(-20, 20, n)
+    pred_z = gt_z + rng.normal(0, 3, n)
+    return frame.assign(
+        tre_mean_mm=np.nan if tre is None else tre + rng.normal(0, 1, n),
+        tre_p95_mm=np.nan if tre is None else tre + 5 + rng.normal(0, 1, n),
+        centroid_error_mm=np.abs(pred_z - gt_z), pred_centroid_z_mm=pred_z,
+        gt_centroid_z_mm=gt_z)
+
+
+def test_registration_error_in_the_tables(metric_files, tmp_path):
+    paths, frames = metric_files
+    for path, (name, frame), tre in zip(paths, frames.items(), (3.0, None, 12.0)):
+        frames[name] = with_truth(frame, tre, len(name))
+        frames[name].to_csv(path, index=False)
+    write_tables(paths, CONFIG, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "table1.csv")
+    ours = table[table["source"] != "paper"].set_index("method")
+    used = frames["regsegnet"]
+    assert ours.loc["regsegnet", "tre_mean_mm_mean"] == pytest.approx(used["tre_mean_mm"].mean())
+    assert ours.loc["regsegnet", "TRE (mm)"] == (
+        f"{used['tre_mean_mm'].mean():.2f} ± {used['tre_mean_mm'].std():.2f}")
+    assert ours.loc["elastix_cnn", "TRE (mm)"] == "–"  # no mapping
+    assert (table.loc[table["source"] == "paper", "TRE (mm)"] == "–").all()  # no truth there
+    md = (tmp_path / "out" / "table1.md").read_text()
+    assert "TRE (mm)" in md and "target registration error" in md
+    tex = (tmp_path / "out" / "table1.tex").read_text()
+    spec = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", tex).group(1)
+    assert len(spec) == 11 and all(latex_columns(line) == 11 for line in tex.splitlines()
+                                   if line.rstrip().endswith(r"\\"))
+    ext = pd.read_csv(tmp_path / "out" / "table_extended.csv")
+    for metric in ("tre_mean_mm", "centroid_error_mm"):
+        rows = ext[ext.metric == metric].set_index("method")
+        assert list(rows.index) == ["regsegnet", "elastix_cnn", "identity"]
+    identity = frames["identity"].query("status != 'missing'")
+    centroid = ext[(ext.metric == "centroid_error_mm") & (ext.method == "identity")].iloc[0]
+    assert centroid["mean"] == pytest.approx(identity["centroid_error_mm"].mean())
+    assert "Liver centroid error (mm)" in (tmp_path / "out" / "table_extended.md").read_text()
+
+
+def test_without_truth_no_registration_error(metric_files, tmp_path):
+    paths, _ = metric_files
+    write_tables(paths, CONFIG, tmp_path / "out")
+    assert "TRE" not in (tmp_path / "out" / "table1.md").read_text()
+    ext = pd.read_csv(tmp_path / "out" / "table_extended.csv")
+    assert not {"tre_mean_mm", "centroid_error_mm"} & set(ext["metric"])
+
+
 def test_defaults_come_from_the_evaluation_settings(metric_files, tmp_path):
     paths, _ = metric_files
     write_tables(paths, {"seed": 7}, tmp_path / "out")

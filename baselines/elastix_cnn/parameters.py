@@ -1,8 +1,9 @@
 """elastix parameter maps of the two-stage registration (Luu et al. 2023), as plain dicts.
 
 Stage 1, rigid: EulerTransform, AdvancedMattesMutualInformation, adaptive stochastic
-gradient descent, centre-of-gravity initialisation, random samples (drawn among the mask's
-voxels), a shrinking pyramid.
+gradient descent, random samples (drawn among the mask's voxels), a shrinking pyramid; it
+starts from the pair's pre-alignment when there is one (elastix's initial transform), else
+from elastix's centre-of-gravity initialisation (Luu et al.).
 Stage 2, non-rigid: BSplineTransform, multi-metric Mattes MI (weight 1) + bending-energy
 penalty, random-coordinate samples, a smoothing-only pyramid (see `settings.Stage`).
 elastix runs the maps in sequence, each starting from the previous result.
@@ -55,15 +56,20 @@ def _common(stage: Stage, settings: Settings) -> ParameterMap:
     }
 
 
-def rigid_map(settings: Settings) -> ParameterMap:
+def rigid_map(settings: Settings, prealigned: bool = False) -> ParameterMap:
+    """`prealigned`: elastix gets the pre-alignment as its initial transform, and the Euler
+    stage starts from it (no centre-of-gravity step, which would replace its translation)."""
     stage = settings.rigid
+    initialisation = {"AutomaticTransformInitialization": ["false"]} if prealigned else {
+        "AutomaticTransformInitialization": ["true"],
+        "AutomaticTransformInitializationMethod": ["CenterOfGravity"],
+    }
     return _common(stage, settings) | {
         "Registration": ["MultiResolutionRegistration"],
         "Metric": ["AdvancedMattesMutualInformation"],
         "Transform": ["EulerTransform"],
         "AutomaticScalesEstimation": ["true"],
-        "AutomaticTransformInitialization": ["true"],
-        "AutomaticTransformInitializationMethod": ["CenterOfGravity"],
+        **initialisation,
         # Random voxels inside the mask. elastix's plain "Random" sampler rejects voxels outside
         # the mask and gives up below ~10 % hits: at the published coarsest shrink (32) a
         # ~190-voxel-wide nCECT has a handful of voxels in the liver mask.
@@ -108,10 +114,11 @@ def _sigmas(schedule: Sequence[Sequence[float]], spacing: Sequence[float]) -> li
 
 
 def parameter_maps(
-    settings: Settings, fixed_spacing: Sequence[float], moving_spacing: Sequence[float]
+    settings: Settings, fixed_spacing: Sequence[float], moving_spacing: Sequence[float],
+    prealigned: bool = False,
 ) -> list[ParameterMap]:
     """Both stages, in the order elastix runs them. Spacings are (x, y, z) in mm."""
-    return [rigid_map(settings), bspline_map(settings, fixed_spacing, moving_spacing)]
+    return [rigid_map(settings, prealigned), bspline_map(settings, fixed_spacing, moving_spacing)]
 
 
 def for_labels(transform_maps: Sequence[dict[str, Sequence[str]]]) -> list[ParameterMap]:

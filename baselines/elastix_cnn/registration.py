@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from baselines.elastix_cnn.mapping import Grid, on_grid
 from baselines.elastix_cnn.parameters import ParameterMap, for_labels
 from liverbench.errors import InputError
 
@@ -88,7 +89,8 @@ def dilate_mm(mask: sitk.Image, millimetres: float) -> sitk.Image:
 
 @dataclass
 class Registration:
-    """elastix's result transform (one map per stage) and the time it took."""
+    """elastix's result transform (the initial map if any, then one map per stage: the chain
+    transformix applies) and the time it took."""
 
     transform_maps: list[dict[str, list[str]]]
     seconds: float
@@ -102,13 +104,15 @@ def register(
     parameter_maps: Sequence[ParameterMap],
     log_dir: Path | None = None,
     name: str = "",
+    initial: ParameterMap | None = None,
 ) -> Registration:
-    """Register `moving` (CECT) to `fixed` (nCECT), the metric restricted by both masks."""
+    """Register `moving` (CECT) to `fixed` (nCECT), the metric restricted by both masks,
+    starting from the `initial` transform map (the pre-alignment) when given."""
     import itk
 
-    parameters = itk.ParameterObject.New()
-    for parameter_map in parameter_maps:
-        parameters.AddParameterMap({key: tuple(values) for key, values in parameter_map.items()})
+    parameters = _parameter_object(parameter_maps)
+    extra = {} if initial is None else {
+        "initial_transform_parameter_object": _parameter_object([initial])}
     with contextlib.ExitStack() as stack:
         if log_dir is None:  # a log anyway: elastix's exception only points to it
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="elastix.")))
@@ -121,7 +125,7 @@ def register(
                 fixed_mask=to_itk(fixed_mask, np.uint8),
                 moving_mask=to_itk(moving_mask, np.uint8),
                 log_to_console=False, log_to_file=True, output_directory=str(log_dir),
-                log_file_name="elastix.log",
+                log_file_name="elastix.log", **extra,
             )
         except RuntimeError as error:
             raise RegistrationError(
@@ -145,14 +149,36 @@ def transform_mask(mask: sitk.Image, transform_maps: Sequence[dict[str, list[str
     """Carry a binary mask of the moving image onto the fixed grid (nearest neighbour)."""
     import itk
 
-    parameters = itk.ParameterObject.New()
-    for parameter_map in for_labels(transform_maps):
-        parameters.AddParameterMap({key: tuple(values) for key, values in parameter_map.items()})
-    warped = itk.transformix_filter(to_itk(mask, np.float32), transform_parameter_object=parameters,
+    warped = itk.transformix_filter(to_itk(mask, np.float32),
+                                    transform_parameter_object=_parameter_object(
+                                        for_labels(transform_maps)),
                                     log_to_console=False)
     binary = sitk.Cast(to_sitk(warped, fixed) > 0.5, sitk.sitkUInt8)
     binary.CopyInformation(fixed)
     return binary
+
+
+def deformation_field(transform_maps: Sequence[dict[str, list[str]]], moving: sitk.Image,
+                      grid: Grid, name: str = "") -> np.ndarray:
+    """transformix's deformation field of the whole chain on `grid`, (z, y, x, 3) in mm:
+    d(p) = T(p) - p, with T(p) the moving point of fixed point p."""
+    import itk
+
+    # transformix also resamples `moving` on the way (unused): nearest neighbour keeps it cheap.
+    # It writes deformationField.* into its output directory (the working directory unless
+    # told): a scratch folder, so nothing lands beside the user's files.
+    with tempfile.TemporaryDirectory(prefix="transformix-") as scratch:
+        field = itk.transformix_deformation_field(
+            to_itk(moving, np.float32),
+            transform_parameter_object=_parameter_object(
+                on_grid(for_labels(transform_maps), grid)
+            ),
+            output_directory=scratch,
+            log_to_console=False)
+        array = np.asarray(itk.array_from_image(field), dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise RegistrationError(f"{name}: transformix's deformation field has non-finite values")
+    return array
 
 
 def check_warped(warped: sitk.Image, moving_mask: sitk.Image, min_ratio: float,
@@ -186,6 +212,16 @@ def write_parameter_maps(maps: Sequence[dict[str, list[str]]], folder: Path, ste
         itk.ParameterObject.WriteParameterFile(
             {key: tuple(values) for key, values in parameter_map.items()}, str(tmp))
         os.replace(tmp, path)
+
+
+def _parameter_object(maps: Sequence[dict[str, Sequence[str]]]):
+    """An itk-elastix ParameterObject holding `maps`, in order."""
+    import itk
+
+    parameters = itk.ParameterObject.New()
+    for parameter_map in maps:
+        parameters.AddParameterMap({key: tuple(values) for key, values in parameter_map.items()})
+    return parameters
 
 
 def _elastix_reason(error: RuntimeError, log_dir: Path) -> str:

@@ -6,6 +6,11 @@ Mattes mutual information with 32 bins, bending-energy weight 200, 10 mm final g
 and smoke scales use fewer resolutions, iterations and samples. Schedules are given per
 resolution as (x, y, z) triples, the order of elastix parameter files. A partial stage
 mapping (e.g. only `iterations`) keeps that stage's own default schedule.
+With a pre-alignment, `centre_livers` shifts it so that the phase-1 liver masks' centroids
+coincide before the Euler stage (without one, elastix's centre-of-gravity initialisation, as
+published). `mapping_spacing_mm` is the grid step of the written final mapping (a
+displacement field over the nCECT field of view; the true motion is stored at about the same
+step).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class Settings(SettingsBase):
     fixed_mask_dilation_mm: float = 10.0
     moving_mask_dilation_mm: float = 10.0
     min_volume_ratio: float = 0.5
+    centre_livers: bool = True
+    mapping_spacing_mm: float = 4.0
     threads: int = 2
 
     def validate(self) -> None:
@@ -71,4 +78,5 @@ class Settings(SettingsBase):
         for key in ("fixed_mask_dilation_mm", "moving_mask_dilation_mm"):
             self.check(getattr(self, key) >= 0, key, "must be >= 0 mm")
         self.check(0 < self.min_volume_ratio <= 1, "min_volume_ratio", "must lie in (0, 1]")
+        self.check(self.mapping_spacing_mm > 0, "mapping_spacing_mm", "must be > 0")
         self.check(self.threads >= 1, "threads", "must be >= 1")

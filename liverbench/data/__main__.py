@@ -5,10 +5,12 @@
     python -m liverbench.data standardize-msd --root Task03_Liver --case liver_0 --out DIR
     python -m liverbench.data preprocess --case DIR --out DIR --settings '{"shape": ...}'
     python -m liverbench.data pair --moving F --moving-liver F --fixed F --fixed-liver F \\
-        --out DIR --settings '{"shape": ...}'
+        --out DIR --settings '{"shape": ...}' --prealign-settings '{"mode": "rigid"}' \\
+        --prealign-out DIR/prealign.tfm
     python -m liverbench.data splits --patients P1 P2 ... --fractions 35 5 20 --seed S ...
 
-`--settings` is the config's `preprocess` section, as JSON or a JSON/YAML file. A manifest
+`--settings` is the config's `preprocess` section, `--prealign-settings` its `prealign` section
+(docs/registration.md), each as JSON or a JSON/YAML file. A manifest
 (H108-style CSV) is read once by the workflow, which hands each patient's files to
 standardize-h108; `splits` is the same computation the workflow records in splits.json.
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 
 from liverbench.cli import run_cli
 from liverbench.data import adapters
-from liverbench.data.io import read_image, read_mask, write_image, write_json
+from liverbench.data.io import read_image, read_mask, write_image, write_json, write_transform
+from liverbench.data.prealign import Settings as PrealignSettings
+from liverbench.data.prealign import prealign
 from liverbench.data.preprocess import (
     WorkingGrid,
     preprocess_image,
@@ -31,6 +35,7 @@ from liverbench.data.preprocess import (
 from liverbench.data.splits import SPLITS, plan_splits
 from liverbench.errors import InputError
 from liverbench.layout import CASE_FILES, image_file
+from liverbench.runtime import Stopwatch
 from liverbench.settings import read_settings
 
 PROG = "python -m liverbench.data"
@@ -51,19 +56,26 @@ def preprocess_case(case_dir: Path, out_dir: Path, grid: WorkingGrid) -> None:
 
 def make_pair(
     moving: Path, moving_liver: Path, fixed: Path, fixed_liver: Path, out_dir: Path,
-    grid: WorkingGrid,
-) -> None:
-    """Moving CECT and fixed nCECT on the fixed nCECT's working grid (world coordinates)."""
+    grid: WorkingGrid, settings: PrealignSettings, prealign_out: Path,
+) -> float:
+    """Pre-align the moving CECT to the fixed nCECT (original images), write the transform,
+    and put both on the fixed nCECT's working grid, the CECT resampled THROUGH the
+    pre-alignment; returns the pre-alignment's seconds."""
     fixed_image = read_image(fixed)
     fixed_mask = read_mask(fixed_liver, fixed_image, fixed)
     moving_image = read_image(moving)
     moving_mask = read_mask(moving_liver, moving_image, moving)
+    with Stopwatch() as watch:
+        transform = prealign(fixed_image, moving_image, settings)
+    write_transform(transform, prealign_out)
     reference = working_reference(fixed_image, grid)
     out = str(out_dir)
-    write_image(preprocess_image(moving_image, grid, reference), image_file(out, "moving"))
-    write_image(resample_mask(moving_mask, reference), image_file(out, "moving_liver"))
+    write_image(preprocess_image(moving_image, grid, reference, transform),
+                image_file(out, "moving"))
+    write_image(resample_mask(moving_mask, reference, transform), image_file(out, "moving_liver"))
     write_image(preprocess_image(fixed_image, grid, reference), image_file(out, "fixed"))
     write_image(resample_mask(fixed_mask, reference), image_file(out, "fixed_liver"))
+    return watch.seconds
 
 
 def _grid(args: argparse.Namespace) -> WorkingGrid:
@@ -93,7 +105,10 @@ def _preprocess(args: argparse.Namespace) -> None:
 
 
 def _pair(args: argparse.Namespace) -> None:
-    make_pair(args.moving, args.moving_liver, args.fixed, args.fixed_liver, args.out, _grid(args))
+    settings = PrealignSettings.from_text(args.prealign_settings, section="prealign")
+    seconds = make_pair(args.moving, args.moving_liver, args.fixed, args.fixed_liver, args.out,
+                        _grid(args), settings, args.prealign_out)
+    print(f"pre-alignment ({settings.mode}): {seconds:.2f} s")
 
 
 def _splits(args: argparse.Namespace) -> None:
@@ -130,11 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", required=True, help="the config's preprocess section (JSON)")
     p.set_defaults(func=_preprocess)
 
-    p = sub.add_parser("pair", help="moving CECT and fixed nCECT on the fixed working grid")
+    p = sub.add_parser("pair", help="pre-align moving CECT to fixed nCECT, both on the fixed "
+                                    "working grid")
     for name in ("moving", "moving-liver", "fixed", "fixed-liver"):
         p.add_argument(f"--{name}", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--settings", required=True, help="the config's preprocess section (JSON)")
+    p.add_argument("--prealign-settings", required=True,
+                   help="the config's prealign section (JSON)")
+    p.add_argument("--prealign-out", type=Path, required=True,
+                   help="the pre-alignment transform file (.tfm), nCECT -> CECT world")
     p.set_defaults(func=_pair)
 
     p = sub.add_parser("splits", help=f"patient-level splits {SPLITS} and pair lists -> JSON")

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from liverbench.data.io import (
     ImageError,
     geometry_summary,
+    read_displacement,
     read_image,
     read_mask,
     same_geometry,
@@ -28,11 +29,14 @@ from liverbench.data.io import (
 )
 from liverbench.data.splits import PAIR_SEPARATOR, SPLITS
 from liverbench.errors import InputError
-from liverbench.layout import image_file
+from liverbench.layout import TRUTH_FILE, image_file
 
 REQUIRED_COLUMNS = ("patient_id", "cect", "cect_liver", "ncect", "ncect_liver")
-OPTIONAL_COLUMNS = ("spect", "ncect_lungs", "split")
-IMAGE_COLUMNS = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs")
+# true_motion: a known mapping nCECT world -> CECT world (liverbench.layout.TRUTH_FILE), for
+# simulated or otherwise known motion; registration error is scored against it.
+OPTIONAL_COLUMNS = ("spect", "ncect_lungs", "true_motion", "split")
+IMAGE_COLUMNS = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs",
+                 "true_motion")
 
 
 class ManifestError(InputError):
@@ -136,6 +140,9 @@ def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
         images["ncect_lungs"] = read_mask(row.paths["ncect_lungs"], ncect, row.paths["ncect"])
     if "spect" in row.paths:
         images["spect"] = sitk.Cast(read_image(row.paths["spect"]), sitk.sitkFloat32)
+    if TRUTH_FILE in row.paths:
+        images[TRUTH_FILE] = sitk.Cast(read_displacement(row.paths[TRUTH_FILE]),
+                                       sitk.sitkVectorFloat32)
     for name, image in images.items():
         write_image(image, image_file(str(out_dir), name))
     record = {

@@ -67,6 +67,41 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> sitk.Imag
     return image
 
 
+def read_displacement(path: str | os.PathLike) -> sitk.Image:
+    """Read a displacement field (3 components per voxel, mm) as float64, checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: file not found")
+    try:
+        field = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise ImageError(f"{path}: cannot be read as a displacement field ({error})") from error
+    if field.GetDimension() != 3 or field.GetNumberOfComponentsPerPixel() != 3:
+        raise ImageError(f"{path}: expected a 3-D field of 3-vectors, got "
+                         f"{field.GetDimension()}-D with {field.GetNumberOfComponentsPerPixel()}"
+                         " component(s)")
+    field = sitk.Cast(field, sitk.sitkVectorFloat64)
+    if not np.isfinite(sitk.GetArrayViewFromImage(field)).all():
+        raise ImageError(f"{path}: contains NaN or infinite values")
+    return field
+
+
+def write_transform(transform: sitk.Transform, path: str | os.PathLike) -> None:
+    """Write an ITK transform atomically; the format follows the suffix (.tfm text, .h5)."""
+    with atomic_path(path) as tmp:
+        sitk.WriteTransform(transform, str(tmp))
+
+
+def read_transform(path: str | os.PathLike) -> sitk.Transform:
+    """Read an ITK transform file (a pre-alignment or a method's mapping), errors naming it."""
+    if not os.path.isfile(path):
+        raise ImageError(f"{path}: file not found")
+    try:
+        return sitk.ReadTransform(str(path))
+    except RuntimeError as error:
+        raise ImageError(f"{path}: not a readable ITK transform ({error})") from error
+
+
 def _read_dicom_series(folder: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(folder))

@@ -6,8 +6,8 @@ geometry before it is scored, so the working grid is stored with each preprocess
 its NIfTI header: mapping back is a resampling onto the original image, nothing else.
 
 A pair (moving CECT of patient A, fixed nCECT of patient B) lives on the fixed image's working
-grid: the CECT is resampled there through world (scanner) coordinates, so a zero displacement
-means "scanner geometry only", the identity baseline.
+grid: the CECT is resampled there through the pair's rigid pre-alignment
+(liverbench.data.prealign), so a zero displacement means "pre-aligned", the rigid baseline.
 """
 
 from __future__ import annotations
@@ -56,6 +56,15 @@ def body_centre(image: sitk.Image) -> np.ndarray:
     return np.array(image.TransformContinuousIndexToPhysicalPoint(centre_index.tolist()))
 
 
+def mask_centroid(mask: sitk.Image) -> np.ndarray | None:
+    """World (x, y, z) centroid of a binary mask's voxels; None for an empty mask."""
+    index = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    if not len(index):
+        return None
+    centre = index.mean(axis=0)[::-1]  # (z, y, x) -> (x, y, z)
+    return np.array(mask.TransformContinuousIndexToPhysicalPoint(centre.tolist()))
+
+
 def working_reference(image: sitk.Image, grid: WorkingGrid) -> sitk.Image:
     """An empty image defining the working grid around the body of `image` (axis-aligned)."""
     size_xyz = list(reversed(grid.shape))
@@ -68,8 +77,12 @@ def working_reference(image: sitk.Image, grid: WorkingGrid) -> sitk.Image:
     return reference
 
 
-def resample_image(image: sitk.Image, reference: sitk.Image, fill: float = -1024.0) -> sitk.Image:
-    """Linear resampling of an intensity image onto `reference`, float32, outside = `fill`.
+def resample_image(
+    image: sitk.Image, reference: sitk.Image, fill: float = -1024.0,
+    transform: sitk.Transform | None = None,
+) -> sitk.Image:
+    """Linear resampling of an intensity image onto `reference`, float32, outside = `fill`;
+    `transform` maps reference world points to image world points (default: the identity).
 
     Down-sampling a fine CT to a coarse grid aliases noise; a Gaussian pre-filter with sigma
     ~ half the target spacing avoids that.
@@ -79,19 +92,22 @@ def resample_image(image: sitk.Image, reference: sitk.Image, fill: float = -1024
     if any(s > 0 for s in sigma):
         image = sitk.SmoothingRecursiveGaussian(image, [max(s, 1e-3) for s in sigma])
     return sitk.Resample(
-        image, reference, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkFloat32
+        image, reference, _or_identity(transform), sitk.sitkLinear, fill, sitk.sitkFloat32
     )
 
 
-def resample_mask(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """Resample a binary mask onto `reference`: linear interpolation, then >= 0.5.
+def resample_mask(
+    mask: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None
+) -> sitk.Image:
+    """Resample a binary mask onto `reference`: linear interpolation, then >= 0.5; through
+    `transform` (reference world point -> mask world point) when given, e.g. a method's mapping.
 
     Thresholding the interpolated mask keeps the volume of a mask better than nearest
     neighbour when grids differ a lot in spacing, and it is its own inverse's counterpart.
     """
     fraction = sitk.Resample(
-        sitk.Cast(mask, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, 0.0,
-        sitk.sitkFloat32,
+        sitk.Cast(mask, sitk.sitkFloat32), reference, _or_identity(transform),
+        sitk.sitkLinear, 0.0, sitk.sitkFloat32,
     )
     binary = sitk.Cast(fraction >= 0.5, sitk.sitkUInt8)
     binary.CopyInformation(reference)
@@ -109,11 +125,13 @@ def normalise(image: sitk.Image, window: Sequence[float]) -> sitk.Image:
 
 
 def preprocess_image(
-    image: sitk.Image, grid: WorkingGrid, reference: sitk.Image | None = None
+    image: sitk.Image, grid: WorkingGrid, reference: sitk.Image | None = None,
+    transform: sitk.Transform | None = None,
 ) -> sitk.Image:
-    """HU image -> normalised float32 image on the working grid (of `reference` if given)."""
+    """HU image -> normalised float32 image on the working grid (of `reference` if given),
+    through `transform` (working-grid world point -> image world point) when given."""
     reference = reference if reference is not None else working_reference(image, grid)
-    return normalise(resample_image(image, reference), grid.window)
+    return normalise(resample_image(image, reference, transform=transform), grid.window)
 
 
 def to_original(mask: sitk.Image, original: sitk.Image) -> sitk.Image:
@@ -129,3 +147,7 @@ def grid_of(image: sitk.Image) -> sitk.Image:
     reference = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     reference.CopyInformation(image)
     return reference
+
+
+def _or_identity(transform: sitk.Transform | None) -> sitk.Transform:
+    return transform if transform is not None else sitk.Transform()

@@ -2,7 +2,7 @@
 
     python -m liverbench.evaluation.evaluate --method M --pairs A__A B__B ... \\
         --predictions P... --runtimes R... --references GT... [--spect S... --lungs L...] \\
-        --out metrics/M.csv
+        [--truths D... [--mappings T...]] --out metrics/M.csv
 
 Every per-pair list is aligned with ``--pairs`` (A pair id is ``A__B``: moving CECT of
 patient A, fixed nCECT of patient B). The prediction is scored against the reference (the
@@ -11,6 +11,10 @@ fixed nCECT's ground-truth liver) in the nCECT's own geometry; with ``--spect`` 
 liver and with the predicted one (both with the ground-truth lungs). A missing prediction is a
 row with status ``missing`` and NaN metrics, so a table can count it; an empty one has status
 ``empty`` (DSC 0, distances and LSF NaN). A missing runtime record leaves the runtime NaN.
+With ``--truths`` (the cohort has a true motion: the fixed patient's displacement field) the
+registration-error columns are added (`registration_error.TRUTH_COLUMNS`): liver centroids
+for every method, and with ``--mappings`` (the method's final nCECT → CECT transform) the
+target registration error; without ``--truths`` these columns are absent, not zero.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from liverbench.data.io import atomic_path, read_image, read_mask
 from liverbench.errors import InputError
 from liverbench.evaluation.lsf import lung_shunt_fraction
 from liverbench.evaluation.metrics import METRIC_KEYS, evaluate
+from liverbench.evaluation.registration_error import TRUTH_COLUMNS, registration_columns
 from liverbench.layout import parse_pair
 
 RUNTIME_COLUMNS = ("seconds_method", "seconds_total", "device", "threads", "peak_memory_mb")
@@ -51,7 +56,8 @@ NAN = float("nan")
 
 @dataclass(frozen=True)
 class PairFiles:
-    """What one pair is scored from; `spect`/`lungs` only where the cohort has SPECT."""
+    """What one pair is scored from; `spect`/`lungs` only where the cohort has SPECT, `truth`
+    where it has a true motion, `mapping` where the method writes one."""
 
     pair: str
     prediction: Path
@@ -59,6 +65,8 @@ class PairFiles:
     reference: Path
     spect: Path | None = None
     lungs: Path | None = None
+    truth: Path | None = None
+    mapping: Path | None = None
 
 
 def read_runtime(path: Path) -> dict[str, Any]:
@@ -92,7 +100,7 @@ def evaluate_pair(method: str, files: PairFiles) -> dict[str, Any]:
     if not files.prediction.exists():
         row.update(status="missing", **{key: NAN for key in METRIC_KEYS})
         row.update(lsf_gt=lsf_gt, lsf_pred=NAN, lsf_abs_error=NAN)
-        return row
+        return _with_truth(row, files, gt_image, None)
     pred_image = read_mask(files.prediction, gt_image, files.reference, allow_empty=True)
     pred = sitk.GetArrayViewFromImage(pred_image)
     spacing_zyx = tuple(reversed(gt_image.GetSpacing()))
@@ -101,16 +109,36 @@ def evaluate_pair(method: str, files: PairFiles) -> dict[str, Any]:
     lsf_pred = _lsf(files, pred_image, gt_image) if has_lsf and pred.any() else NAN
     error = abs(lsf_pred - lsf_gt) if not (math.isnan(lsf_pred) or math.isnan(lsf_gt)) else NAN
     row.update(lsf_gt=lsf_gt, lsf_pred=lsf_pred, lsf_abs_error=error)
+    return _with_truth(row, files, gt_image, pred_image)
+
+
+def _with_truth(row: dict[str, Any], files: PairFiles, gt_image: sitk.Image,
+                pred_image: sitk.Image | None) -> dict[str, Any]:
+    """The row plus the registration-error columns, where the cohort has a truth."""
+    if files.truth is None:
+        return row
+    mapping = files.mapping if files.mapping is not None and files.mapping.exists() else None
+    try:
+        row.update(registration_columns(gt_image, pred_image, files.truth, mapping,
+                                        row["moving"] == row["fixed"]))
+    except InputError as error:
+        raise InputError(f"{files.pair}: {error}") from error
     return row
 
 
+def columns(pairs: Sequence[PairFiles]) -> list[str]:
+    """COLUMNS, plus TRUTH_COLUMNS where the pairs come with a true motion."""
+    with_truth = any(files.truth is not None for files in pairs)
+    return list(COLUMNS) + (list(TRUTH_COLUMNS) if with_truth else [])
+
+
 def evaluate_method(method: str, pairs: Sequence[PairFiles]) -> pd.DataFrame:
-    """A DataFrame with one row per pair, in the given order, columns COLUMNS."""
+    """A DataFrame with one row per pair, in the given order, columns `columns(pairs)`."""
     ids = [files.pair for files in pairs]
     if len(set(ids)) != len(ids):
         raise InputError(f"--pairs: duplicate pair ids in {ids}")
     rows = [evaluate_pair(method, files) for files in pairs]
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=columns(pairs))
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -119,13 +147,22 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, index=False)
 
 
+# command-line list -> PairFiles field
+FIELDS = {"predictions": "prediction", "runtimes": "runtime", "references": "reference",
+          "truths": "truth", "mappings": "mapping"}
+
+
 def pair_files(args: argparse.Namespace) -> list[PairFiles]:
     """The aligned per-pair lists of the command line, one PairFiles per pair."""
     if bool(args.spect) != bool(args.lungs):
         raise InputError("--spect and --lungs: give both (the lung shunt fraction) or neither")
-    names = ("pairs", "predictions", "runtimes", "references") + (
-        ("spect", "lungs") if args.spect else ())
-    return [PairFiles(pair, *map(Path, paths)) for pair, *paths in aligned(args, *names)]
+    if args.mappings and not args.truths:
+        raise InputError("--mappings: needs --truths (the error is against the true motion)")
+    names = ["predictions", "runtimes", "references"] + [
+        name for name in ("spect", "lungs", "truths", "mappings") if getattr(args, name)]
+    fields = [FIELDS.get(name, name) for name in names]
+    return [PairFiles(pair, **{field: Path(path) for field, path in zip(fields, paths)})
+            for pair, *paths in aligned(args, "pairs", *names)]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -148,6 +185,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="per pair: the fixed nCECT's ground-truth liver mask")
     parser.add_argument("--spect", nargs="+", help="per pair: the fixed patient's SPECT")
     parser.add_argument("--lungs", nargs="+", help="per pair: the fixed nCECT's lung mask")
+    parser.add_argument("--truths", nargs="+", help="per pair: the fixed patient's true motion "
+                        "(displacement field, nCECT world -> CECT world); adds the "
+                        "registration-error columns")
+    parser.add_argument("--mappings", nargs="+", help="per pair: the method's final mapping "
+                        "(ITK transform, nCECT world -> CECT world; absent: TRE NaN)")
     parser.add_argument("--out", required=True, help="output CSV")
     parser.set_defaults(func=run)
     return parser

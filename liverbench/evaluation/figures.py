@@ -6,6 +6,8 @@
         --predictions regsegnet=FILE identity=FILE ... --out P        (one pair per call)
     python -m liverbench.evaluation.figures checkerboard --fixed F --moving M --warped W --out P
     python -m liverbench.evaluation.figures training --csv losses.csv --out P [--title T]
+    python -m liverbench.evaluation.figures displacement --metrics M... --baseline rigid.csv \\
+        --out P --csv C           (liverbench.evaluation.displacement)
 
 Every function that draws returns the Figure (so tests can look inside it); `save_figure`
 writes it atomically as PNG and closes it.
@@ -44,6 +46,7 @@ from liverbench.data.io import (  # noqa: E402
     same_geometry,
 )
 from liverbench.errors import InputError  # noqa: E402
+from liverbench.evaluation import displacement  # noqa: E402
 
 BOX_METRICS = ("dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error")
 AXIS_LABELS = {
@@ -297,7 +300,7 @@ def checkerboard_figure(
     window: tuple[float, float] | None = CT_WINDOW,
 ) -> Figure:
     """Checkerboards of the fixed nCECT with the moving CECT before (resampled to the nCECT
-    grid, scanner geometry only) and after registration (warped), axial and coronal
+    grid through the shared pre-alignment only) and after registration (warped), axial and coronal
     slices through the volume centre. All three images must share the nCECT grid."""
     for name, image in (("moving", moving), ("warped", warped)):
         if not same_geometry(fixed, image):
@@ -405,11 +408,17 @@ def _training(args: argparse.Namespace) -> None:
     _print([save_figure(figure, args.out)])
 
 
+def _displacement(args: argparse.Namespace) -> None:
+    _print(displacement.write_displacement(args.metrics, args.baseline, args.out, args.csv,
+                              _labels_json(args.labels_json)))
+
+
 def _print(written: Sequence[Path]) -> None:
     print("\n".join(str(path) for path in written))
 
 
-DESCRIPTION = "Figures of the report: summaries, contour overlays, checkerboards, training."
+DESCRIPTION = ("Figures of the report: summaries, contour overlays, checkerboards, training, "
+               "cranio-caudal displacement.")
 PROG = "python -m liverbench.evaluation.figures"
 
 
@@ -441,6 +450,8 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--title", default="")
     p.add_argument("--columns", nargs="+", help="loss columns to plot (default: all numeric)")
     p.set_defaults(func=_training)
+    p = sub.add_parser("displacement", help="displacement beyond the pre-alignment vs truth")
+    displacement.configure(p).set_defaults(func=_displacement)
     return parser
 
 

@@ -24,13 +24,12 @@ bootstrap), ``experiment`` (shown in titles) and ``paper_citation``.
 from __future__ import annotations
 
 import argparse
-import html
 import math
 import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,17 @@ import pandas as pd
 from liverbench.cli import command
 from liverbench.data.io import write_text
 from liverbench.evaluation.evaluate import COLUMNS, STATUSES, write_csv
+from liverbench.evaluation.registration_error import TRUTH_COLUMNS
+from liverbench.evaluation.render import (
+    DASH,
+    Block,
+    fmt_mean_std,
+    fmt_p,
+    fmt_seconds,
+    to_html,
+    to_latex,
+    to_markdown,
+)
 from liverbench.evaluation.settings import Settings
 from liverbench.evaluation.statistics import (
     bootstrap_ci,
@@ -50,9 +60,14 @@ from liverbench.evaluation.statistics import (
 )
 
 DEFAULT_PAPER_LABEL = "Paper (Pham et al., MIDL 2024, H108, private)"
-TABLE1_METRICS = ("dsc", "fnr", "fpr", "msd")
+# Table 1's metrics as the paper prints them, then the registration error where the cohort
+# has a true motion (the paper's data had none, so its rows show a dash there).
+TABLE1_METRICS = ("dsc", "fnr", "fpr", "msd", "tre_mean_mm")
+TABLE1_NAMES = {"dsc": "DSC", "fnr": "FNR", "fpr": "FPR", "msd": "MSD (mm)",
+                "tre_mean_mm": "TRE (mm)"}
 EXTENDED_METRICS = (
-    "dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error", "seconds_method",
+    "dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error", "tre_mean_mm",
+    "centroid_error_mm", "seconds_method",
 )
 METRIC_NAMES = {
     "dsc": "DSC",
@@ -63,30 +78,30 @@ METRIC_NAMES = {
     "hd95": "HD95 (mm)",
     "rvd": "RVD",
     "lsf_abs_error": "LSF abs. error (pp)",
+    "tre_mean_mm": "TRE, mean over the liver (mm)",
+    "centroid_error_mm": "Liver centroid error (mm)",
     "seconds_method": "Runtime, method (s)",
 }
 DIGITS = {"dsc": 3, "fnr": 3, "fpr": 3, "rvd": 3}
-TABLE1_HEADER = (
-    "Method", "DSC", "FNR", "FPR", "MSD (mm)", "Runtime (s)", "End-to-end (s)",
-    "n", "missing", "empty",
-)
+RUNTIME_HEADER = ("Runtime (s)", "End-to-end (s)")
+COUNT_HEADER = ("n", "missing", "empty")
 CONVENTION_NOTE = (
     "Mean ± sample std over test pairs. FNR = FN/|GT∪P| and FPR = FP/|GT∪P| (the paper's "
     "convention); MSD is the maximum symmetric surface distance (Hausdorff) in mm, as in the "
     "paper. Runtime (3 significant digits): the method's own seconds per case, and the whole "
     "call end to end."
 )
-DASH = "–"
+TRE_NOTE = (
+    "TRE: target registration error against the true motion, the mean over the nCECT's "
+    "ground-truth liver voxels of |T_method(p) − T_true(p)| in mm, for the methods that write "
+    "a mapping; a dash for the others."
+)
 
 
-@dataclass
-class Block:
-    """One titled table with its notes, rendered the same way into md, html and tex."""
-
-    title: str
-    frame: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
+def present(metrics: Sequence[str], frame: pd.DataFrame) -> list[str]:
+    """The metrics the frame has: the registration-error columns exist only where the cohort
+    has a true motion."""
+    return [metric for metric in metrics if metric in frame.columns]
 
 # ----------------------------------------------------------------------------- input
 
@@ -112,8 +127,8 @@ def load_metrics(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list
     if not frames:
         raise ValueError("no metric files given")
     frame = pd.concat(frames, ignore_index=True)
-    numeric = [c for c in COLUMNS if c not in ("method", "pair", "moving", "fixed", "status",
-                                                "device")]
+    numeric = [c for c in (*COLUMNS, *TRUTH_COLUMNS) if c in frame.columns
+               and c not in ("method", "pair", "moving", "fixed", "status", "device")]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
     return frame, methods
 
@@ -138,13 +153,14 @@ def counts(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
 
 
 def table1_values(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
-    """Numeric Table 1: counts, mean and std of DSC/FNR/FPR/MSD and of both runtimes."""
+    """Numeric Table 1: counts, mean and std of DSC/FNR/FPR/MSD (and TRE where the cohort
+    has a truth) and of both runtimes."""
     rows = []
     n = counts(frame, methods)
     for method in methods:
         rows_m = scored(frame[frame["method"] == method])
         row: dict[str, Any] = {"method": method, **n.loc[method].to_dict()}
-        for metric in TABLE1_METRICS:
+        for metric in present(TABLE1_METRICS, frame):
             s = summarize(rows_m[metric])
             row[f"{metric}_mean"], row[f"{metric}_std"] = s["mean"], s["std"]
         for column, key in (("seconds_method", "runtime_method"),
@@ -167,7 +183,7 @@ def extended_values(
     n = counts(frame, methods)
     ok = frame[frame["status"] == "ok"]
     rows = []
-    for metric in EXTENDED_METRICS:
+    for metric in present(EXTENDED_METRICS, frame):
         for method in methods:
             values = scored(frame[frame["method"] == method])[metric]
             row: dict[str, Any] = {"metric": metric, "method": method, **summarize(values)}
@@ -194,29 +210,6 @@ def extended_values(
 
 
 # ----------------------------------------------------------------------------- formatting
-
-
-def fmt(value: float, digits: int = 2) -> str:
-    return DASH if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-
-def fmt_mean_std(mean: float, std: float, digits: int = 2) -> str:
-    if not np.isfinite(mean):
-        return DASH
-    return fmt(mean, digits) if not np.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def fmt_seconds(mean: float, std: float) -> str:
-    """Runtimes span 1 ms to minutes: 3 significant digits rather than 2 decimals."""
-    if not np.isfinite(mean):
-        return DASH
-    return f"{mean:.3g}" if not np.isfinite(std) else f"{mean:.3g} ± {std:.3g}"
-
-
-def fmt_p(p: float) -> str:
-    if not np.isfinite(p):
-        return DASH
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def label_of(method: str, labels: dict[str, str]) -> str:
@@ -289,38 +282,41 @@ def table1(
     display blocks (ours first, then the paper's, clearly labelled)."""
     labels = config["method_labels"]
     values = table1_values(frame, methods)
+    metrics = present(TABLE1_METRICS, frame)
+    header = ["Method", *(TABLE1_NAMES[m] for m in metrics), *RUNTIME_HEADER, *COUNT_HEADER]
+    shown = header[1:len(metrics) + 3]  # the formatted cells: metrics and runtimes
     source = f"this benchmark ({config['experiment']})" if config.get("experiment") else (
         "this benchmark")
     display_rows, csv_rows = [], []
     for _, v in values.iterrows():
-        cells = [fmt_mean_std(v[f"{m}_mean"], v[f"{m}_std"]) for m in TABLE1_METRICS]
+        cells = [fmt_mean_std(v[f"{m}_mean"], v[f"{m}_std"]) for m in metrics]
         cells += [fmt_seconds(v["runtime_method_mean"], v["runtime_method_std"]),
                   fmt_seconds(v["runtime_total_mean"], v["runtime_total_std"])]
         name = label_of(v["method"], labels)
         display_rows.append([name, *cells, int(v["n_pairs"]), int(v["n_missing"]),
                              int(v["n_empty"])])
-        csv_rows.append({"source": source, "label": name, **dict(zip(TABLE1_HEADER[1:7], cells)),
+        csv_rows.append({"source": source, "label": name, **dict(zip(shown, cells)),
                          **v.to_dict()})
     ours = Block(
         title=f"This benchmark ({config['experiment']})" if config.get("experiment")
         else "This benchmark",
-        frame=pd.DataFrame(display_rows, columns=list(TABLE1_HEADER)),
-        notes=[CONVENTION_NOTE, *_notes_for_counts(counts(frame, methods), labels, frame)],
+        frame=pd.DataFrame(display_rows, columns=header),
+        notes=[CONVENTION_NOTE, *([TRE_NOTE] if "tre_mean_mm" in metrics else []),
+               *_notes_for_counts(counts(frame, methods), labels, frame)],
     )
     blocks = [ours]
     rows, paper_label, citation = paper_rows(config)
     if rows:
         paper_display = []
         for spec in rows:
-            cells = {key: paper_cell(spec.get(key)) for key in (*TABLE1_METRICS, "runtime")}
-            paper_display.append([str(spec.get("method", "?")),
-                                  *(cells[k][0] for k in TABLE1_METRICS), cells["runtime"][0],
-                                  DASH, spec.get("n", DASH), DASH, DASH])
+            cells = {key: paper_cell(spec.get(key)) for key in (*metrics, "runtime")}
+            printed = [cells[key][0] for key in (*metrics, "runtime")]
+            paper_display.append([str(spec.get("method", "?")), *printed, DASH,
+                                  spec.get("n", DASH), DASH, DASH])
             record: dict[str, Any] = {"source": "paper", "method": spec.get("method"),
                                       "label": spec.get("method")}
-            record.update(zip(TABLE1_HEADER[1:6], (cells[k][0] for k in (*TABLE1_METRICS,
-                                                                          "runtime"))))
-            for key in TABLE1_METRICS:
+            record.update(zip(shown, printed))
+            for key in metrics:
                 record[f"{key}_mean"], record[f"{key}_std"] = cells[key][1], cells[key][2]
             record["runtime_method_mean"] = cells["runtime"][1]
             csv_rows.append(record)
@@ -329,14 +325,13 @@ def table1(
                  "magnitudes, not values."]
         if citation:
             notes.append(f"Source: {citation}")
-        blocks.append(Block(paper_label, pd.DataFrame(paper_display, columns=list(
-            TABLE1_HEADER)), notes))
+        blocks.append(Block(paper_label, pd.DataFrame(paper_display, columns=header), notes))
     else:
         ours.notes.append("The paper's rows are not shown: no paper_table1 in the config.")
     table = pd.DataFrame(csv_rows)
     count_columns = ["n_pairs", "n_ok", "n_empty", "n_missing"]
     table[count_columns] = table[count_columns].astype("Int64")
-    first = ["source", "method", "label", *TABLE1_HEADER[1:7], *count_columns]
+    first = ["source", "method", "label", *shown, *count_columns]
     return table[first + [c for c in table.columns if c not in first]], blocks
 
 
@@ -355,6 +350,7 @@ def extended_blocks(
         columns=["Method", "pairs", "ok", "empty", "missing"],
     )
     notes = [CONVENTION_NOTE, *_notes_for_counts(n, labels, frame),
+             *([TRE_NOTE] if "tre_mean_mm" in frame.columns else []),
              "95% CI: percentile bootstrap of the mean "
              f"({config['bootstrap_samples']} resamples, seeded)."]
     if reference:
@@ -368,7 +364,7 @@ def extended_blocks(
         notes.append(f"Paired tests skipped: the reference method {wanted!r} is not among the "
                      f"methods scored ({', '.join(methods)}).")
     blocks = [Block("Predictions per method", count_frame, notes)]
-    for metric in EXTENDED_METRICS:
+    for metric in present(EXTENDED_METRICS, frame):
         digits = DIGITS.get(metric, 2)
         rows = []
         for _, r in table[table["metric"] == metric].iterrows():
@@ -391,74 +387,6 @@ def extended_blocks(
                    "n paired", "p (Wilcoxon)", "p (Holm)"]
         blocks.append(Block(METRIC_NAMES[metric], pd.DataFrame(rows, columns=columns)))
     return blocks
-
-
-# ----------------------------------------------------------------------------- rendering
-
-
-def to_markdown(blocks: Sequence[Block], heading: str) -> str:
-    parts = [f"# {heading}", ""]
-    for block in blocks:
-        table = block.frame.to_markdown(index=False, disable_numparse=True)
-        parts += [f"## {block.title}", "", table, ""]
-        parts += [f"- {note}" for note in block.notes]
-        if block.notes:
-            parts.append("")
-    return "\n".join(parts)
-
-
-HTML_STYLE = (
-    "body{font-family:sans-serif;margin:1.5em;}table{border-collapse:collapse;margin:.5em 0;}"
-    "th,td{border:1px solid #bbb;padding:.25em .6em;text-align:right;}"
-    "th:first-child,td:first-child{text-align:left;}th{background:#eee;}"
-    "section.paper{color:#444;background:#f7f7f2;padding:.2em 1em;border-left:4px solid #c90;}"
-)
-
-
-def to_html(blocks: Sequence[Block], heading: str) -> str:
-    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
-             f"<title>{html.escape(heading)}</title><style>{HTML_STYLE}</style></head><body>",
-             f"<h1>{html.escape(heading)}</h1>"]
-    for block in blocks:
-        kind = "paper" if block.title.lower().startswith("paper") else "ours"
-        parts += [f'<section class="{kind}">', f"<h2>{html.escape(block.title)}</h2>",
-                  block.frame.to_html(index=False, escape=True, border=0)]
-        if block.notes:
-            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in block.notes)
-                         + "</ul>")
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "\\": r"\textbackslash{}", "±": r"$\pm$", "–": "--", "∪": r"$\cup$"}
-
-
-def latex_escape(text: Any) -> str:
-    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
-
-
-def to_latex(blocks: Sequence[Block]) -> str:
-    """A booktabs tabular fragment; each block starts with a spanning, italic title row."""
-    columns = list(blocks[0].frame.columns)
-    width = len(columns)
-    lines = [
-        "% Table 1 of regsegbench; needs \\usepackage{booktabs}",
-        f"\\begin{{tabular}}{{l{'r' * (width - 1)}}}",
-        "\\toprule",
-        " & ".join(latex_escape(c) for c in columns) + r" \\",
-    ]
-    for block in blocks:
-        if list(block.frame.columns) != columns:
-            raise ValueError("all blocks of a LaTeX table need the same columns")
-        lines += ["\\midrule",
-                  f"\\multicolumn{{{width}}}{{l}}{{\\textit{{{latex_escape(block.title)}}}}} \\\\"]
-        for row in block.frame.itertuples(index=False):
-            lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- driver

@@ -14,7 +14,8 @@ from liverbench import methods as method_registry
 from liverbench.data import adapters
 from liverbench.data.io import write_json_if_changed
 from liverbench.data.splits import plan_splits
-from liverbench.layout import CASE_FILES, PAIR_FILES, PHANTOM_FILES, SPECT_FILES, Layout
+from liverbench.layout import CASE_FILES, PAIR_FILES, PHANTOM_FILES, SPECT_FILES, TRUTH_FILE
+from liverbench.layout import Layout
 from liverbench.layout import MSD_FILES, pair_id, parse_pair
 
 
@@ -52,7 +53,12 @@ CASE_SOURCES, _FIXED_SPLITS = _cohort_sources()
 H108_PATIENTS = list(CASE_SOURCES)
 # The lung shunt fraction needs a SPECT and lung mask for every patient.
 HAS_SPECT = all(set(SPECT_FILES) <= set(files) for files in CASE_SOURCES.values())
-STANDARD_FILES = PHANTOM_FILES if HAS_SPECT else CASE_FILES  # what standardization writes
+# Registration error needs the true motion (the phantom's, or a manifest's true_motion column).
+HAS_TRUTH = all(TRUTH_FILE in files for files in CASE_SOURCES.values())
+# What standardization writes (a manifest with these columns for only some patients: left out)
+STANDARD_FILES = (
+    CASE_FILES + (SPECT_FILES if HAS_SPECT else ()) + ((TRUTH_FILE,) if HAS_TRUTH else ())
+)
 
 if COHORT["msd"]:
     MSD_ROOT = COHORT["msd"]

@@ -163,10 +163,12 @@ rule pair:
         fixed=LAYOUT.case_file("{fixed}", "ncect"),
         fixed_liver=LAYOUT.case_file("{fixed}", "ncect_liver"),
     output:
-        [LAYOUT.pair_file(pair_id("{moving}", "{fixed}"), name) for name in PAIR_FILES],
+        images=[LAYOUT.pair_file(pair_id("{moving}", "{fixed}"), name) for name in PAIR_FILES],
+        prealign=LAYOUT.prealign(pair_id("{moving}", "{fixed}")),
     params:
         out=lambda wildcards: LAYOUT.pair_dir(pair_id(wildcards.moving, wildcards.fixed)),
-        settings=json.dumps(config["preprocess"], sort_keys=True),
+        settings=settings_json("preprocess"),
+        prealign=settings_json("prealign"),
     benchmark:
         LAYOUT.benchmark("pairs", pair_id("{moving}", "{fixed}"))
     log:
@@ -180,4 +182,5 @@ rule pair:
     shell:
         f"{DATA_COMMAND} pair --moving {{input.moving:q}} --moving-liver {{input.moving_liver:q}} "
         "--fixed {input.fixed:q} --fixed-liver {input.fixed_liver:q} --out {params.out:q} "
-        "--settings {params.settings:q} > {log:q} 2>&1"
+        "--settings {params.settings:q} --prealign-settings {params.prealign:q} "
+        "--prealign-out {output.prealign:q} > {log:q} 2>&1"

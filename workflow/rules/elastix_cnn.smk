@@ -3,8 +3,10 @@
 #            file), the nCECT model on its original nCECT (= the predictions of method
 #            nnunet_ncect, nnunet.smk)
 #   phase 2-4  elastix (rigid, then B-spline) CECT -> nCECT with both masks restricting the
-#            metric; transformix carries the CECT liver to the nCECT; all test pairs in one
-#            process (elastix loads once), each timed. Maps and logs: EXP/elastix_cnn/transforms/.
+#            metric, starting from the pair's shared pre-alignment (its initial transform);
+#            transformix carries the CECT liver to the nCECT and writes the final mapping
+#            (pre-alignment, rigid, B-spline); all test pairs in one process (elastix loads
+#            once), each timed. Maps and logs: EXP/elastix_cnn/transforms/.
 # The runtime record adds phase 1's seconds to elastix's (extra: seconds_nnunet, seconds_elastix).
 
 ELASTIX_CNN = config["elastix_cnn"]
@@ -16,6 +18,8 @@ ELASTIX_CNN_CECT_RUNTIMES = [
 ]
 ELASTIX_CNN_CECT = moving_files("cect")
 ELASTIX_CNN_NCECT = fixed_files("ncect")
+ELASTIX_CNN_PREALIGN = [LAYOUT.prealign(pair) for pair in TEST_PAIRS]
+ELASTIX_CNN_MAPPINGS = [LAYOUT.mapping("elastix_cnn", pair) for pair in TEST_PAIRS]
 
 
 # Wall time asked of the scheduler per pair: ~25 ms per iteration at 2048 samples on 2 cores,
@@ -61,6 +65,7 @@ rule elastix_cnn_register:
     input:
         cect=ELASTIX_CNN_CECT,
         ncect=ELASTIX_CNN_NCECT,
+        prealign=ELASTIX_CNN_PREALIGN,
         cect_liver=rules.elastix_cnn_segment_cect.output.masks,
         cect_runtimes=rules.elastix_cnn_segment_cect.output.runtimes,
         ncect_liver=predictions("nnunet_ncect"),
@@ -68,6 +73,7 @@ rule elastix_cnn_register:
     output:
         predictions=predictions("elastix_cnn"),
         runtimes=runtimes("elastix_cnn"),
+        mappings=ELASTIX_CNN_MAPPINGS,
     params:
         settings=settings_json("elastix_cnn"),
         pairs=TEST_PAIRS,
@@ -85,7 +91,8 @@ rule elastix_cnn_register:
     shell:
         "python -m baselines.elastix_cnn register --settings {params.settings:q} "
         "--threads {threads} --pairs {params.pairs:q} --cect {input.cect:q} "
-        "--ncect {input.ncect:q} --cect-liver {input.cect_liver:q} "
+        "--ncect {input.ncect:q} --prealign {input.prealign:q} --cect-liver {input.cect_liver:q} "
         "--ncect-liver {input.ncect_liver:q} --cect-runtimes {input.cect_runtimes:q} "
         "--ncect-runtimes {input.ncect_runtimes:q} --predictions {output.predictions:q} "
-        "--runtimes {output.runtimes:q} --transforms-dir {params.transforms:q} > {log:q} 2>&1"
+        "--mappings {output.mappings:q} --runtimes {output.runtimes:q} "
+        "--transforms-dir {params.transforms:q} > {log:q} 2>&1"

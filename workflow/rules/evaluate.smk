@@ -7,6 +7,15 @@ LABELS = config["evaluation"]["method_labels"]  # filled for every selected meth
 METRIC_FILES = [LAYOUT.metrics(method) for method in METHODS]
 CURVES = {m.id: m.training_curve(LAYOUT) for m in SELECTED if m.training_curve}
 WARPED_METHODS = [m.id for m in SELECTED if m.warped]
+# Methods that write their final mapping (scored against the cohort's true motion), and the
+# registration methods among them, whose displacement beyond `rigid` the report plots.
+MAPPED_METHODS = [m.id for m in SELECTED if m.mapping]
+DISPLACEMENT_METHODS = [
+    m.id for m in SELECTED if m.mapping and m.family == method_registry.REGISTRATION
+]
+# The displacement figure needs the pre-alignment row and the centroid columns, which the
+# evaluation writes only where the cohort has a true motion.
+DISPLACEMENT_FIGURE = HAS_TRUTH and "rigid" in METHODS and bool(DISPLACEMENT_METHODS)
 
 
 # Everything `rule all` builds: metrics, tables, figures, overlays, provenance, and the
@@ -22,6 +31,7 @@ REPORT_TARGETS = (
     + [LAYOUT.figure("overlays", pair) for pair in TEST_PAIRS]
     + [LAYOUT.figure("training", method) for method in CURVES]
     + [LAYOUT.figure("checkerboard", m, pair) for m in WARPED_METHODS for pair in TEST_PAIRS]
+    + ([LAYOUT.figure("displacement")] if DISPLACEMENT_FIGURE else [])
 )
 
 
@@ -33,12 +43,24 @@ rule metrics:
         # the lung shunt fraction, where the cohort has SPECT
         spect=fixed_files("spect") if HAS_SPECT else [],
         lungs=fixed_files("ncect_lungs") if HAS_SPECT else [],
+        # registration error, where the cohort has a true motion: the fixed patient's, and
+        # the method's final mapping where it writes one
+        truths=fixed_files(TRUTH_FILE) if HAS_TRUTH else [],
+        mappings=lambda wildcards: (
+            [LAYOUT.mapping(wildcards.method, pair) for pair in TEST_PAIRS]
+            if HAS_TRUTH and wildcards.method in MAPPED_METHODS
+            else []
+        ),
     output:
         LAYOUT.metrics("{method}"),
     params:
         pairs=TEST_PAIRS,
         lsf=lambda wildcards, input: (
             ["--spect", *input.spect, "--lungs", *input.lungs] if HAS_SPECT else []
+        ),
+        truth=lambda wildcards, input: (
+            (["--truths", *input.truths] if HAS_TRUTH else [])
+            + (["--mappings", *input.mappings] if input.mappings else [])
         ),
     benchmark:
         LAYOUT.benchmark("metrics", "{method}")
@@ -54,7 +76,7 @@ rule metrics:
         "python -m liverbench.evaluation.evaluate --method {wildcards.method:q} "
         "--pairs {params.pairs:q} --predictions {input.predictions:q} "
         "--runtimes {input.runtimes:q} --references {input.references:q} {params.lsf:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "{params.truth:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -135,6 +157,37 @@ rule figures_summary:
     shell:
         "python -m liverbench.evaluation.figures summary --metrics {input.metrics:q} "
         "--out-dir {params.out:q} --labels-json {params.labels:q} > {log:q} 2>&1"
+
+
+rule figure_displacement:
+    input:
+        metrics=[LAYOUT.metrics(method) for method in DISPLACEMENT_METHODS],
+        baseline=LAYOUT.metrics("rigid"),
+    output:
+        figure=report(
+            LAYOUT.figure("displacement"),
+            caption="../report/displacement.rst",
+            category="3. Figures",
+            subcategory="Registration against the true motion",
+        ),
+        # the correlation per method, for the closing note of a run
+        csv=LAYOUT.table("figures/displacement", "csv"),
+    params:
+        labels=json.dumps(LABELS, sort_keys=True),
+    benchmark:
+        LAYOUT.benchmark("report", "figure_displacement")
+    log:
+        LAYOUT.log("report", "figure_displacement"),
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m liverbench.evaluation.figures displacement --metrics {input.metrics:q} "
+        "--baseline {input.baseline:q} --out {output.figure:q} --csv {output.csv:q} "
+        "--labels-json {params.labels:q} > {log:q} 2>&1"
 
 
 rule figure_overlay:

@@ -1,4 +1,5 @@
-# The identity lower bound: CECT liver mask -> nCECT through scanner geometry only.
+# The identity lower bound: CECT liver mask -> nCECT through scanner geometry only; its mapping
+# is the identity transform.
 
 
 rule identity_predict:
@@ -9,6 +10,7 @@ rule identity_predict:
     output:
         predictions=predictions("identity"),
         runtimes=runtimes("identity"),
+        mappings=[LAYOUT.mapping("identity", pair) for pair in TEST_PAIRS],
     params:
         pairs=TEST_PAIRS,
     benchmark:
@@ -24,4 +26,5 @@ rule identity_predict:
     shell:
         "python -m baselines.identity --pairs {params.pairs:q} --cect {input.cect:q} "
         "--cect-liver {input.cect_liver:q} --ncect {input.ncect:q} "
-        "--predictions {output.predictions:q} --runtimes {output.runtimes:q} > {log:q} 2>&1"
+        "--predictions {output.predictions:q} --runtimes {output.runtimes:q} "
+        "--mappings {output.mappings:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # RegSegNet (docs/regsegnet.md): one cascade-wise training per loss setting, and one
-# prediction job per method variant that registers every test pair.
+# prediction job per method variant that registers every test pair (from its pre-alignment)
+# and writes its mask, warped CECT and final mapping (pre-alignment ∘ network field).
 #
 # Method names (put them in `methods` to score them; liverbench.methods.regsegnet_variants):
 #   regsegnet               all cascades of the model trained with regsegnet.loss
@@ -81,12 +82,14 @@ rule regsegnet_predict:
         moving=[LAYOUT.pair_file(pair, "moving") for pair in TEST_PAIRS],
         moving_liver=[LAYOUT.pair_file(pair, "moving_liver") for pair in TEST_PAIRS],
         fixed=[LAYOUT.pair_file(pair, "fixed") for pair in TEST_PAIRS],
+        prealign=[LAYOUT.prealign(pair) for pair in TEST_PAIRS],
         originals=fixed_files("ncect"),
         moving_masks=REGSEGNET_MOVING_MASKS,
     output:
         predictions=predictions("{method}"),
         runtimes=runtimes("{method}"),
         warped=[LAYOUT.warped("{method}", pair) for pair in TEST_PAIRS],
+        mappings=[LAYOUT.mapping("{method}", pair) for pair in TEST_PAIRS],
     wildcard_constraints:
         method="|".join(re.escape(method) for method in REGSEGNET_METHODS),
     params:
@@ -110,7 +113,8 @@ rule regsegnet_predict:
         "python -m regsegnet predict --settings {params.settings:q} --threads {threads} "
         "--model {input.model:q} --pairs {params.pairs:q} --moving {input.moving:q} "
         "--moving-liver {input.moving_liver:q} --fixed {input.fixed:q} "
-        "--original-ncect {input.originals:q} --predictions {output.predictions:q} "
-        "--runtimes {output.runtimes:q} --warped {output.warped:q} "
+        "--prealign {input.prealign:q} --original-ncect {input.originals:q} "
+        "--predictions {output.predictions:q} --runtimes {output.runtimes:q} "
+        "--warped {output.warped:q} --mappings {output.mappings:q} "
         "{params.moving_masks:q} --cascades {params.cascades} "
         "--method-name {wildcards.method:q} > {log:q} 2>&1"

@@ -4,6 +4,7 @@
     generate_cohort(Path("raw/h108"), n=20, seed=2024)              # raw/h108/P001/...
     generate_h108_patient(6, seed=2024, out_dir=Path("raw/h108"))    # just P007
     case = simulate_patient(0, seed=2024)    # in memory, with organ label maps and truth
+    case.images["true_motion"]               # nCECT world -> CECT world displacements (mm)
 
 See docs/phantom.md for what is modelled and how it compares with real scans.
 """
@@ -13,6 +14,8 @@ from liverbench.data.phantom.anatomy import LIVER_LABELS, TUMOUR_LABELS, Label
 from liverbench.data.phantom.cohort import (
     H108_FILES,
     KINDS,
+    PATIENT_FILES,
+    TRUTH_RECORD,
     SimulatedCase,
     case_ids,
     generate_cohort,
@@ -33,7 +36,9 @@ __all__ = [
     "H108_FILES",
     "KINDS",
     "LIVER_LABELS",
+    "PATIENT_FILES",
     "SIZES",
+    "TRUTH_RECORD",
     "TUMOUR_LABELS",
     "Label",
     "SimulatedCase",

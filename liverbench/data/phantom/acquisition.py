@@ -1,10 +1,9 @@
-"""Scanners: fields of view, patient motion between scans, and image formation.
+"""Scanners: fields of view and image formation.
 
 Both CTs and the SPECT sample the same anatomy. The anatomy's label volume lives in the
 CECT's world frame; a scan in another frame (the nCECT of the SPECT-CT, and its SPECT)
-pulls it through a backward transform: for each of its voxels, the world point is mapped
-rigidly (patient position) and then by a smooth displacement field (breathing plus a random
-deformation) to the CECT anatomy. The nCECT liver mask is therefore the exact deformed liver.
+pulls it through a backward transform (`motion.Motion`): for each of its voxels, the world
+point is mapped to the CECT anatomy. The nCECT liver mask is therefore the exact moved liver.
 
 Image formation is done on the fine anatomy grid, where partial volume is right: HU per
 label plus texture, blurred by the slice profile and the in-plane point spread, then sampled
@@ -19,9 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from liverbench.data.phantom.anatomy import Anatomy, liver_mask
 from liverbench.data.phantom.appearance import Appearance
-from liverbench.data.phantom.shapes import Grid, SmoothField, smoothstep
+from liverbench.data.phantom.shapes import Grid
 
 Geometry = tuple[list[int], list[float], list[float]]
 """Size, spacing and origin of a scan, each (x, y, z); the direction is the identity."""
@@ -59,8 +57,9 @@ def _size(anatomy_mm: float, cect: int, ncect: int, msd: int) -> Size:
         anatomy_mm=anatomy_mm,
         # diagnostic portal-venous CECT: thin slices, low noise, the abdomen around the liver
         cect=Protocol(cect, (325.0, 370.0), (2.0, 2.5, 3.0), (220.0, 260.0), (8.0, 12.0)),
-        # low-dose CT of the SPECT-CT: thick slices, noisy, longer coverage with lung bases
-        ncect=Protocol(ncect, (336.0, 384.0), (4.0, 5.0), (280.0, 320.0), (20.0, 30.0)),
+        # low-dose CT of the SPECT-CT: thick slices, noisy, a smaller field of view that
+        # still holds the liver and the lung bases
+        ncect=Protocol(ncect, (300.0, 345.0), (4.0, 5.0), (250.0, 290.0), (20.0, 30.0)),
         # "another scanner" for the MSD-like cohort
         msd=Protocol(msd, (320.0, 380.0), (2.5, 3.0, 4.0, 5.0), (220.0, 300.0), (10.0, 18.0)),
     )
@@ -91,109 +90,6 @@ def spect_geometry(ct_size, ct_spacing, ct_origin) -> Geometry:
     centre = np.array(ct_origin) + (np.array(ct_size) - 1) / 2 * np.array(ct_spacing)
     origin = centre - (np.array(size) - 1) / 2 * SPECT_VOXEL_MM
     return size, [SPECT_VOXEL_MM] * 3, [round(float(o), 2) for o in origin]
-
-
-# ------------------------------------------------------------------------------ motion
-
-
-@dataclass(frozen=True)
-class Motion:
-    """Backward map nCECT world -> CECT world: rigid patient position, then deformation."""
-
-    transform: sitk.Transform
-    rigid: sitk.Euler3DTransform
-    breathing_mm: float
-    liver_overlap: float  # Dice of the liver with itself moved (coarse estimate)
-
-
-MAX_BREATHING_MM = 25.0
-IDENTITY_DICE = (0.55, 0.86)
-"""Range kept for the liver's overlap with itself across the two scans: misaligned enough
-that registration matters, close enough that it can succeed."""
-
-
-def sample_motion(
-    rng: np.random.Generator, anatomy: Anatomy, offset: np.ndarray, grid: Grid
-) -> Motion:
-    """Patient repositioning (a few degrees, 5-14 mm) plus a breathing shift of the organs
-    (12-22 mm along z, fading away from the diaphragm and towards the body wall) plus a
-    smooth random deformation of a few mm. `offset` maps body to CECT world coordinates;
-    `grid` (body coordinates) is where the deformation must be defined.
-
-    Random parts can cancel or add up; when the liver's overlap with itself leaves
-    IDENTITY_DICE, the translations and deformations are scaled (deterministically) until
-    it is back inside.
-    """
-    u = rng.uniform
-    centre = offset + np.array([anatomy.liver.centre[0], anatomy.liver.centre[1], 0.0])
-    centre[2] += anatomy.liver_centre_z
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction)
-    tilt, roll = u(-2.5, 2.5, 2), u(-3.5, 3.5)
-    translation = u(5.0, 14.0)
-    breathing = u(12.0, 22.0)
-    random_mm = u(1.5, 3.5)
-    fields = [SmoothField.random(rng, u(80.0, 140.0)) for _ in range(3)]
-    liver, liver_grid = liver_mask(anatomy)
-
-    def build(gain: float) -> Motion:
-        rigid = sitk.Euler3DTransform()
-        rigid.SetCenter(centre.tolist())
-        rigid.SetRotation(*np.deg2rad([tilt[0], tilt[1], roll]).tolist())
-        rigid.SetTranslation((direction * translation * gain).tolist())
-        shift = min(breathing * gain, MAX_BREATHING_MM)
-        deformation = _deformation(anatomy, offset, grid, shift, random_mm * gain, fields)
-        transform = sitk.CompositeTransform(3)
-        transform.AddTransform(deformation)
-        transform.AddTransform(rigid)  # the last added is applied first
-        overlap = _self_dice(liver, liver_grid, offset, transform)
-        return Motion(transform, rigid, shift, overlap)
-
-    low, high = IDENTITY_DICE
-    gain, motion = 1.0, build(1.0)
-    for _ in range(6):
-        if low <= motion.liver_overlap <= high:
-            break
-        gain *= 1.3 if motion.liver_overlap > high else 0.75
-        motion = build(gain)
-    return motion
-
-
-def _deformation(anatomy, offset, grid: Grid, breathing, random_mm, fields) -> sitk.Transform:
-    """Breathing (organs shifted up, fading away from the diaphragm) plus a random field."""
-    lo = np.array(grid.origin) - 30.0
-    hi = lo + np.array(grid.spacing) * np.array(grid.shape[::-1]) + 60.0
-    coarse = Grid.covering(lo, hi, 8.0)
-    full = coarse.full()
-    x, y, z = full.x, full.y, full.z
-    top = anatomy.diaphragm.right[2] + breathing  # the dome in the nCECT
-    bottom = anatomy.liver_z[0] + breathing
-    along = np.where(
-        z > top,
-        np.exp(-(((z - top) / 90.0) ** 2)),
-        np.where(z < bottom, np.exp(-(((bottom - z) / 100.0) ** 2)), 1.0),
-    )
-    across = 0.3 + 0.7 * smoothstep(1.0, 0.5, anatomy.body.level(x, y, z))
-    displacement = np.zeros(coarse.shape + (3,), np.float64)
-    displacement[..., 2] = -breathing * along * across
-    for axis, f in enumerate(fields):
-        displacement[..., axis] += random_mm * f(x, y, z)
-    image = sitk.GetImageFromArray(displacement, isVector=True)
-    image.SetOrigin((np.array(coarse.origin) + offset).tolist())
-    image.SetSpacing(coarse.spacing)
-    return sitk.DisplacementFieldTransform(image)
-
-
-def _self_dice(liver: np.ndarray, grid: Grid, offset, transform: sitk.Transform) -> float:
-    """Dice of a (coarse) liver mask with itself pulled through `transform`."""
-    pad = 15
-    padded = np.pad(liver.astype(np.uint8), pad)
-    image = sitk.GetImageFromArray(padded)
-    image.SetSpacing(grid.spacing)
-    image.SetOrigin((np.array(grid.origin) + offset - pad * np.array(grid.spacing)).tolist())
-    moved = sitk.Resample(image, image, transform, sitk.sitkNearestNeighbor, 0)
-    a, b = padded > 0, sitk.GetArrayViewFromImage(moved) > 0
-    return float(2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum()))
 
 
 # ----------------------------------------------------------------------- image making

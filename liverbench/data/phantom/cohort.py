@@ -1,6 +1,7 @@
 """Synthetic patients and cohorts, written in the layouts real data come in.
 
-H108-like SPECT-CT patients (`DIR/P001/cect.nii.gz ...`) and an MSD Task03_Liver-like CECT
+H108-like SPECT-CT patients (`DIR/P001/cect.nii.gz ...`, with the true motion
+`true_motion.nii.gz` and the drawn parameters `truth.json`) and an MSD Task03_Liver-like CECT
 cohort (`DIR/dataset.json`, `imagesTr/`, `labelsTr/`). Every random draw of a patient comes
 from generators seeded with (seed, kind, index, stream) only, so one patient generated alone
 is byte-identical to the same patient generated within its cohort, and a change in how, say,
@@ -30,12 +31,19 @@ from liverbench.data.phantom.anatomy import (
     rasterise,
     sample_anatomy,
 )
+from liverbench.data.phantom.motion import liver_shift, sample_frame, sample_motion, true_field
 from liverbench.data.phantom.shapes import Grid, sample_linear, smooth_noise
+from liverbench.layout import TRUTH_FILE, image_file
 
 H108_FILES = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs")
+PATIENT_FILES = H108_FILES + (TRUTH_FILE,)  # the images of a patient folder (and manifest)
+TRUTH_RECORD = "truth.json"  # the drawn motion and SPECT parameters of a patient
+NCECT_ABOVE_LIVER_MM = 5.0  # the nCECT is centred this far above the liver: lung bases
 KINDS = ("h108", "msd")
 _KIND_CODE = {"h108": 0, "msd": 1}
+# append only: a stream's seed is its position
 _STREAMS = ("anatomy", "texture", "placement", "cect", "motion", "ncect", "spect")
+_STREAMS += ("frame", "ncect_texture")
 
 
 def patient_id(index: int) -> str:
@@ -78,24 +86,30 @@ class SimulatedCase:
 
     images: dict[str, sitk.Image]
     labels: dict[str, sitk.Image]  # `Label` maps on the grid of each CT
-    truth: dict[str, float] = field(default_factory=dict)
+    truth: dict[str, float | list[float]] = field(default_factory=dict)
 
 
-def _anatomy_volume(rngs, size: acq.Size) -> tuple[Anatomy, sitk.Image, np.ndarray, np.ndarray]:
-    """Anatomy, its label image (CECT world), tissue texture and the body->world offset."""
+def _anatomy_volume(rngs, size: acq.Size) -> tuple[Anatomy, sitk.Image, Grid, np.ndarray]:
+    """Anatomy, its label image (CECT world), its grid (body coordinates) and the
+    body->world offset."""
     anatomy = sample_anatomy(rngs["anatomy"])
     labels, grid = rasterise(anatomy, size.anatomy_mm)
     place = rngs["placement"]
     offset = np.array([place.uniform(-10, 10), place.uniform(-40, 10), place.uniform(-400, 0)])
     offset = np.round(offset, 1)
+    return anatomy, acq.anatomy_image(labels, grid, offset), grid, offset
+
+
+def _texture(rng: np.random.Generator, grid: Grid) -> np.ndarray:
+    """Tissue texture (smooth noise, unit SD) on the anatomy grid. Each scan draws its own:
+    a shared one would give intensity-based registration a pattern no real pair has."""
     coarse = Grid(
         grid.origin,
         (3.0,) * 3,
         tuple(int(np.ceil(n * grid.spacing[0] / 3)) + 1 for n in grid.shape),
     )
-    texture = sample_linear(smooth_noise(rngs["texture"], coarse, 2.5), coarse, grid.full())
-    image = acq.anatomy_image(labels, grid, offset)
-    return anatomy, image, texture.astype(np.float32), offset
+    texture = sample_linear(smooth_noise(rng, coarse, 2.5), coarse, grid.full())
+    return texture.astype(np.float32)
 
 
 def _size(size: str) -> acq.Size:
@@ -108,34 +122,42 @@ def _scan_centre(rng: np.random.Generator, world_centre: np.ndarray, jitter: flo
     return world_centre + rng.uniform(-jitter, jitter, 3)
 
 
-def simulate_patient(index: int, seed: int, size: str = "demo") -> SimulatedCase:
-    """One H108-like patient: CECT, nCECT (moved, breathing), SPECT, masks and labels."""
+def simulate_patient(
+    index: int, seed: int, size: str = "demo", breathing_mm: float | None = None
+) -> SimulatedCase:
+    """One H108-like patient: the CECT; the nCECT and SPECT in another scanner's frame, after
+    repositioning and breathing; masks, label maps, the true motion and its parameters.
+
+    `breathing_mm` replaces the drawn breathing shift (cranial > 0), all else unchanged.
+    """
     sizes = _size(size)
     rngs = _rngs(seed, "h108", index)
-    anatomy, labels, texture, offset = _anatomy_volume(rngs, sizes)
+    anatomy, labels, grid, offset = _anatomy_volume(rngs, sizes)
     centre = offset + np.array([0.0, 0.0, anatomy.liver_centre_z])  # body axis, liver height
 
     rng = rngs["cect"]
     cect_geometry = acq.scan_geometry(rng, sizes.cect, _scan_centre(rng, centre, 8.0))
     cect_look = appearance.portal_venous(rng, anatomy)
+    texture = _texture(rngs["texture"], grid)
     cect = acq.render_ct(rng, labels, texture, cect_look, sizes.cect, cect_geometry)
     cect_labels = acq.resample_labels(labels, cect_geometry)
 
-    grid = _grid_of(labels, offset)
-    motion = acq.sample_motion(rngs["motion"], anatomy, offset, grid)
+    frame = sample_frame(rngs["frame"])
+    motion = sample_motion(rngs["motion"], anatomy, offset, grid, frame, breathing_mm)
     rng = rngs["ncect"]
-    moved = np.array(
-        motion.rigid.GetInverse().TransformPoint((centre + [0, 0, motion.breathing_mm]).tolist())
+    above = centre + [0.0, 0.0, motion.breathing_mm + NCECT_ABOVE_LIVER_MM]
+    ncect_geometry = acq.scan_geometry(
+        rng, sizes.ncect, _scan_centre(rng, motion.ncect_point(above), 6.0)
     )
-    ncect_geometry = acq.scan_geometry(rng, sizes.ncect, _scan_centre(rng, moved, 10.0))
     ncect_look = appearance.unenhanced(rng, anatomy)
+    texture = _texture(rngs["ncect_texture"], grid)
     ncect = acq.render_ct(
         rng, labels, texture, ncect_look, sizes.ncect, ncect_geometry, motion.transform
     )
     ncect_labels = acq.resample_labels(labels, ncect_geometry, motion.transform)
 
     spect, lsf, counts = _spect(
-        rngs["spect"], anatomy, labels, offset, ncect_labels, ncect_geometry, motion
+        rngs["spect"], anatomy, labels, grid, ncect_labels, ncect_geometry, motion
     )
     images = {
         "cect": cect,
@@ -144,26 +166,15 @@ def simulate_patient(index: int, seed: int, size: str = "demo") -> SimulatedCase
         "ncect_liver": _mask(ncect_labels, LIVER_LABELS),
         "spect": spect,
         "ncect_lungs": _mask(ncect_labels, (Label.LUNG,)),
+        TRUTH_FILE: true_field(motion, ncect_geometry),
     }
-    truth = {
-        "lung_shunt_fraction": lsf,
-        "spect_total_counts": counts,
-        "breathing_mm": motion.breathing_mm,
-        "liver_self_dice_estimate": motion.liver_overlap,
-        "rigid_translation_mm": float(np.linalg.norm(motion.rigid.GetTranslation())),
-        "rigid_rotation_deg": float(np.rad2deg(np.abs(motion.rigid.GetParameters()[:3])).max()),
-        "tumours": len(anatomy.tumours),
-    }
+    truth = {"lung_shunt_fraction": lsf, "spect_total_counts": counts, **motion.record()}
+    shift = liver_shift(truth, images["cect_liver"], images["ncect_liver"])
+    truth |= {"liver_shift_mm": shift.tolist(), "tumours": len(anatomy.tumours)}
     return SimulatedCase(images, {"cect": cect_labels, "ncect": ncect_labels}, truth)
 
 
-def _grid_of(labels: sitk.Image, offset: np.ndarray) -> Grid:
-    """The anatomy grid (body coordinates) of a label image placed at `offset`."""
-    origin = np.array(labels.GetOrigin()) - offset
-    return Grid(tuple(origin.tolist()), labels.GetSpacing(), labels.GetSize()[::-1])
-
-
-def _spect(rng, anatomy, labels, offset, ncect_labels, ncect_geometry, motion):
+def _spect(rng, anatomy, labels, grid, ncect_labels, ncect_geometry, motion):
     """99mTc-MAA SPECT in the nCECT frame, with a drawn lung shunt fraction.
 
     Half the patients get a lobar injection: one side of the liver parenchyma is perfused,
@@ -178,7 +189,7 @@ def _spect(rng, anatomy, labels, offset, ncect_labels, ncect_geometry, motion):
     liver = np.isin(label_array, LIVER_LABELS)
     if rng.random() < 0.5:
         parenchyma = np.isin(label_array, (Label.LIVER, Label.PORTAL_BRANCH, Label.HEPATIC_VEIN))
-        activity *= _lobar_perfusion(rng, anatomy, _grid_of(labels, offset), parenchyma)
+        activity *= _lobar_perfusion(rng, anatomy, grid, parenchyma)
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     liver_activity = float(activity[liver].sum(dtype=np.float64)) * voxel_ml
     lung_voxels = float((sitk.GetArrayViewFromImage(ncect_labels) == Label.LUNG).sum())
@@ -215,11 +226,12 @@ def simulate_msd_case(index: int, seed: int, size: str = "demo") -> SimulatedCas
     """One MSD-like case: portal-venous CECT from another scanner, liver + tumour labels."""
     sizes = _size(size)
     rngs = _rngs(seed, "msd", index)
-    anatomy, labels, texture, offset = _anatomy_volume(rngs, sizes)
+    anatomy, labels, grid, offset = _anatomy_volume(rngs, sizes)
     rng = rngs["cect"]
     centre = offset + np.array([0.0, 0.0, anatomy.liver_centre_z])
     geometry = acq.scan_geometry(rng, sizes.msd, _scan_centre(rng, centre, 12.0))
     look = appearance.portal_venous(rng, anatomy)
+    texture = _texture(rngs["texture"], grid)
     image = acq.render_ct(rng, labels, texture, look, sizes.msd, geometry)
     ct_labels = acq.resample_labels(labels, geometry)
     array = sitk.GetArrayViewFromImage(ct_labels)
@@ -235,11 +247,13 @@ def simulate_msd_case(index: int, seed: int, size: str = "demo") -> SimulatedCas
 
 
 def generate_h108_patient(index: int, seed: int, out_dir: Path, size: str = "demo") -> Path:
-    """Write patient `index` (0-based; id `patient_id(index)`) to `out_dir/<id>/`."""
+    """Write patient `index` (0-based; id `patient_id(index)`) to `out_dir/<id>/`:
+    PATIENT_FILES as NIfTI and the truth record TRUTH_RECORD."""
     case = simulate_patient(index, seed, size)
     folder = Path(out_dir) / patient_id(index)
-    for name in H108_FILES:
-        write_image(case.images[name], folder / f"{name}.nii.gz")
+    for name in PATIENT_FILES:
+        write_image(case.images[name], image_file(str(folder), name))
+    write_json(case.truth, folder / TRUTH_RECORD)
     return folder
 
 
@@ -301,10 +315,10 @@ def write_manifest(out_dir: Path, ids: list[str], path: Path) -> Path:
     base = path.resolve().parent
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["patient_id", *H108_FILES])
+    writer.writerow(["patient_id", *PATIENT_FILES])
     for case in ids:
         folder = Path(out_dir).resolve() / case
-        rows = [os.path.relpath(folder / f"{name}.nii.gz", base) for name in H108_FILES]
+        rows = [os.path.relpath(image_file(str(folder), name), base) for name in PATIENT_FILES]
         writer.writerow([case, *(Path(r).as_posix() for r in rows)])
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue())

@@ -213,10 +213,12 @@ def sample_linear(values: np.ndarray, grid: Grid, block: Block) -> np.ndarray:
         shape = [1, 1, 1]
         shape[array_axis] = -1
         w = w.reshape(shape)
-        out = (
-            np.take(out, i0, axis=array_axis) * (1 - w)
-            + np.take(out, np.minimum(i0 + 1, n - 1), axis=array_axis) * w
-        )
+        low = np.take(out, i0, axis=array_axis)
+        high = np.take(out, np.minimum(i0 + 1, n - 1), axis=array_axis)
+        high -= low  # low + (high - low) w, in place: half the memory traffic
+        high *= w
+        low += high
+        out = low
     return out
 
 

@@ -1,0 +1,69 @@
+"""Rigid baseline: the CECT liver mask carried onto the nCECT by the pair's pre-alignment alone.
+
+The pre-alignment (docs/registration.md) is the rigid transform every registration method
+starts from, so this row shows what deformable registration adds beyond it; identity shows
+what the pre-alignment adds beyond scanner geometry. Per test pair, aligned with `--pairs`:
+the CECT liver and CECT (original geometry), the nCECT it is carried onto, the pair's
+pre-alignment (written by `python -m liverbench.data pair`), and the outputs of the method
+contract plus the mapping (the pre-alignment itself, nCECT world -> CECT world).
+
+    python -m baselines.rigid --pairs P001__P001 ... --cect F... --cect-liver F... \\
+        --ncect F... --prealign F... --predictions F... --runtimes F... --mappings F...
+
+The pre-alignment's own time is the pair step's (logs/pairs/, benchmarks/pairs/), not counted
+here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from liverbench.cli import aligned, run_cli
+from liverbench.data.io import read_image, read_mask, read_transform, write_image, write_transform
+from liverbench.data.preprocess import resample_mask
+from liverbench.runtime import RuntimeRecord, Stopwatch
+
+PROG = "python -m baselines.rigid"
+PER_PAIR = ("pairs", "cect", "cect_liver", "ncect", "prealign", "predictions", "runtimes",
+            "mappings")
+
+
+def predict_pair(
+    pair: str, cect_path: str, liver_path: str, ncect_path: str, prealign_path: str,
+    prediction: str, runtime: str, mapping: str,
+) -> None:
+    """One resampling of the original CECT liver onto the original nCECT through the
+    pre-alignment (linear, then >= 0.5, as the identity baseline)."""
+    with Stopwatch() as total:
+        ncect = read_image(ncect_path)
+        cect = read_image(cect_path)
+        liver = read_mask(liver_path, cect, cect_path)
+        transform = read_transform(prealign_path)
+        with Stopwatch() as work:
+            mask = resample_mask(liver, ncect, transform)
+        write_image(mask, prediction)
+        write_transform(transform, mapping)
+    RuntimeRecord("rigid", pair, work.seconds, total.seconds, threads=1).write(runtime)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    for row in aligned(args, *PER_PAIR):
+        predict_pair(*row)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in PER_PAIR:
+        parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", required=True)
+    parser.set_defaults(func=_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
