@@ -49,7 +49,7 @@ def _train(args: argparse.Namespace) -> None:
 
 PER_PAIR = ("pairs", "moving", "moving_liver", "fixed", "prealign", "original_ncect",
             "predictions", "runtimes")
-OPTIONAL_PER_PAIR = ("warped", "mappings", "moving_masks")
+OPTIONAL_PER_PAIR = ("warped", "mappings", "moving_masks", "cect_liver")
 
 
 def _jobs(args: argparse.Namespace) -> list[PairJob]:
@@ -69,7 +69,7 @@ def _jobs(args: argparse.Namespace) -> list[PairJob]:
             prealign=Path(values["prealign"]), original_ncect=Path(values["original_ncect"]),
             prediction=Path(values["predictions"]), runtime=Path(values["runtimes"]),
             warped=optional.get("warped"), mapping=optional.get("mappings"),
-            moving_mask=optional.get("moving_masks"),
+            moving_mask=optional.get("moving_masks"), cect_liver=optional.get("cect_liver"),
         ))
     return jobs
 
@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output: the final mapping, nCECT world -> CECT world (ITK "
                               "transform, .h5: pre-alignment after the network's field), "
                               "one per pair")
+    predict.add_argument("--cect-liver", nargs="+", metavar="FILE",
+                         help="the annotated CECT liver of each pair, original geometry: the "
+                              "final mapping carries it onto the original nCECT")
     predict.add_argument("--moving-masks", nargs="+", metavar="FILE",
                          help="CECT liver segmentations replacing --moving-liver, one per pair, "
                               "when regsegnet.moving_mask names a method")

@@ -1,17 +1,18 @@
-"""Prediction: register each test pair, carry the CECT liver onto the nCECT, map it back.
+"""Prediction: register each test pair, carry the ORIGINAL CECT liver onto the ORIGINAL nCECT.
 
-Per pair it writes the liver mask on the original nCECT and, if asked, the warped CECT and the
-final mapping (pre-alignment composed with the network's field; `regsegnet.mapping`).
+Per pair the network's composed field (on the working grid) and the pair's pre-alignment make
+the final mapping (`regsegnet.mapping`: nCECT world point -> CECT world point); the original
+CECT liver (the annotation, or a method's CECT segmentation) is resampled through it straight
+onto the original nCECT grid, interpolated once (linear, then >= 0.5) — exactly as transformix
+carries elastix's mask and as the `rigid` row carries its own. No working-grid mask is
+thresholded on the way, so RegSegNet loses nothing to the coarse grid at the liver's edges.
+It also writes, if asked, the warped CECT (working grid) and the mapping file.
 
 One process serves all pairs of a method (torch's import and the model load are paid once).
 Per pair the runtime record holds the network alone (the cascades and the warps, after one
 warm-up, synchronised on a GPU) as `seconds_method`, and the whole call for that pair
 (read, register, map back to the original nCECT, write) as `seconds_total`; the one-off
 process costs are in `extra`.
-
-The warped liver is kept as a linear-interpolation fraction on the working grid and
-thresholded at 0.5 only once, when `liverbench.data.preprocess.to_original` resamples it onto
-the original nCECT: thresholding twice (or nearest neighbour, then resampling) loses volume.
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from liverbench.data.io import ImageError, read_image, read_transform, write_image, write_transform
-from liverbench.data.preprocess import to_original
+from liverbench.data.io import (
+    ImageError,
+    read_image,
+    read_mask,
+    read_transform,
+    write_image,
+    write_transform,
+)
+from liverbench.data.preprocess import resample_mask
 from liverbench.errors import InputError
 from liverbench.runtime import RuntimeRecord, Stopwatch
 from liverbench.settings import SettingsError
@@ -40,7 +48,6 @@ from regsegnet.settings import ANNOTATION
 
 @dataclass
 class Registered:
-    liver_fraction: np.ndarray  # warped CECT liver, linear interpolation, in [0, 1]
     warped: np.ndarray  # warped CECT
     field: np.ndarray  # composed displacement of the cascades used: (3, Z, Y, X), voxels
     seconds_network: float
@@ -63,10 +70,9 @@ class Predictor:
         self.warmup_seconds: float | None = None
 
     @torch.no_grad()
-    def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         registration = self.model(batch.moving, batch.fixed, cascades=self.cascades)
-        fraction = self.model.transform.mask(batch.moving_mask, registration.field)
-        return fraction, registration.warped, registration.field
+        return registration.warped, registration.field
 
     def register(self, pair: Pair) -> Registered:
         batch = make_batch([pair]).to(self.device)
@@ -77,10 +83,9 @@ class Predictor:
             self.warmup_seconds = warmup.seconds
         synchronize(self.device)
         with Stopwatch() as network:
-            fraction, warped, field = self._run(batch)
+            warped, field = self._run(batch)
             synchronize(self.device)
         return Registered(
-            liver_fraction=fraction[0, 0].cpu().numpy(),
             warped=warped[0, 0].cpu().numpy(),
             field=field[0].cpu().numpy(),
             seconds_network=network.seconds,
@@ -100,6 +105,7 @@ class PairJob:
     warped: Path | None = None  # the warped CECT on the working grid, if wanted
     mapping: Path | None = None  # the final mapping (ITK transform file), if wanted
     moving_mask: Path | None = None  # a CECT segmentation replacing the annotated CECT liver
+    cect_liver: Path | None = None  # the annotated CECT liver, original CECT geometry
 
 
 def check_moving_masks(jobs: Sequence[PairJob], moving_mask: str) -> None:
@@ -126,6 +132,16 @@ def moving_mask_file(job: PairJob, moving_mask: str) -> Path | None:
             f"(regsegnet.moving_mask = {moving_mask!r})"
         )
     return job.moving_mask
+
+
+def original_liver_file(job: PairJob, moving_mask: str) -> Path:
+    """The full-resolution CECT liver the mapping carries: a method's CECT segmentation, or
+    the annotation (`--cect-liver`)."""
+    path = moving_mask_file(job, moving_mask) or job.cect_liver
+    if path is None:
+        raise InputError(f"{job.pair}: give the pair's original CECT liver (--cect-liver), "
+                         "which the final mapping carries onto the original nCECT")
+    return path
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -162,14 +178,14 @@ def predict_pairs(
             pair = read_pair(job.pair, job.files, predictor.shape, moving_mask_path=mask_path,
                              prealign=prealign)
             original = read_image(job.original_ncect)
+            liver = read_mask(original_liver_file(job, moving_mask))
             result = predictor.register(pair)
-            prediction = to_original(_image_like(result.liver_fraction, pair.reference), original)
-            write_image(prediction, job.prediction)
+            mapping = final_mapping(result.field, pair.reference, prealign)
+            write_image(resample_mask(liver, original, mapping), job.prediction)
             if job.warped is not None:
                 write_image(_image_like(result.warped, pair.reference), job.warped)
             if job.mapping is not None:
-                write_transform(final_mapping(result.field, pair.reference, prealign),
-                                job.mapping)
+                write_transform(mapping, job.mapping)
         extra = {
             "cascades": predictor.cascades,
             "moving_mask": moving_mask,

@@ -265,6 +265,8 @@ def _predict_args(pairs: dict[str, Path], originals: dict[str, Path], out: Path)
         *each("--fixed", [pairs[n] / "fixed.nii.gz" for n in names]),
         *each("--prealign", [write_prealign(out / "pre" / f"{n}.tfm") for n in names]),
         *each("--original-ncect", [originals[n] for n in names]),
+        # the original CECT liver: here the working-grid one (the pre-alignment is the identity)
+        *each("--cect-liver", [pairs[n] / "moving_liver.nii.gz" for n in names]),
         *each("--predictions", [out / "pred" / f"{n}.nii.gz" for n in names]),
         *each("--runtimes", [out / "rt" / f"{n}.json" for n in names]),
     ]

@@ -159,8 +159,10 @@ def test_predict_writes_the_mapping_of_all_cascades(tmp_path):
     write_array(sitk.GetArrayFromImage(original), original, tmp_path / "ncect.nii.gz")
     pre = tmp_path / "prealign.tfm"
     sitk.WriteTransform(prealign(), str(pre))
+    sitk.WriteImage(liver, str(tmp_path / "cect_liver.nii.gz"))
     job = PairJob("A__A", files, pre, tmp_path / "ncect.nii.gz", tmp_path / "pred.nii.gz",
-                  tmp_path / "rt.json", mapping=tmp_path / "mappings" / "A__A.h5")
+                  tmp_path / "rt.json", mapping=tmp_path / "mappings" / "A__A.h5",
+                  cect_liver=tmp_path / "cect_liver.nii.gz")
     predict_pairs(model_path, [job], device="cpu", log=lambda message: None)
 
     mapping = sitk.ReadTransform(str(job.mapping))

@@ -84,6 +84,7 @@ rule regsegnet_predict:
         fixed=[LAYOUT.pair_file(pair, "fixed") for pair in TEST_PAIRS],
         prealign=[LAYOUT.prealign(pair) for pair in TEST_PAIRS],
         originals=fixed_files("ncect"),
+        cect_liver=moving_files("cect_liver"),
         moving_masks=REGSEGNET_MOVING_MASKS,
     output:
         predictions=predictions("{method}"),
@@ -114,6 +115,7 @@ rule regsegnet_predict:
         "--model {input.model:q} --pairs {params.pairs:q} --moving {input.moving:q} "
         "--moving-liver {input.moving_liver:q} --fixed {input.fixed:q} "
         "--prealign {input.prealign:q} --original-ncect {input.originals:q} "
+        "--cect-liver {input.cect_liver:q} "
         "--predictions {output.predictions:q} --runtimes {output.runtimes:q} "
         "--warped {output.warped:q} --mappings {output.mappings:q} "
         "{params.moving_masks:q} --cascades {params.cascades} "
