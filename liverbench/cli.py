@@ -69,3 +69,17 @@ def command(
         return run_cli(prog, parser, argv)
 
     return main
+
+
+def per_pair_command(
+    prog: str, description: str, names: Sequence[str], predict: Callable[..., None]
+) -> Callable[[Sequence[str] | None], int]:
+    """The `main` of a method whose every argument is a per-pair list (`--pairs`, inputs,
+    outputs, aligned): `predict(*row)` runs once per pair, in `--pairs` order."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        for name in names:
+            parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", required=True)
+        parser.set_defaults(func=lambda args: [predict(*row) for row in aligned(args, *names)])
+
+    return command(prog, description, configure)

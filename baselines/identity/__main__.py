@@ -11,12 +11,11 @@ mapping (the identity transform, scored against the true motion like any other).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import SimpleITK as sitk
 
-from liverbench.cli import aligned, run_cli
+from liverbench.cli import per_pair_command
 from liverbench.data.io import read_image, read_mask, write_image, write_transform
 from liverbench.data.preprocess import resample_mask
 from liverbench.runtime import RuntimeRecord, Stopwatch
@@ -39,22 +38,7 @@ def predict_pair(
     RuntimeRecord("identity", pair, work.seconds, total.seconds, threads=1).write(runtime)
 
 
-def _predict(args: argparse.Namespace) -> None:
-    for row in aligned(args, *PER_PAIR):
-        predict_pair(*row)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m baselines.identity", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in PER_PAIR:
-        parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", required=True)
-    parser.set_defaults(func=_predict)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli("python -m baselines.identity", build_parser(), argv)
+main = per_pair_command("python -m baselines.identity", __doc__, PER_PAIR, predict_pair)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ here.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from liverbench.cli import aligned, run_cli
+from liverbench.cli import per_pair_command
 from liverbench.data.io import read_image, read_mask, read_transform, write_image, write_transform
 from liverbench.data.preprocess import resample_mask
 from liverbench.runtime import RuntimeRecord, Stopwatch
@@ -47,22 +46,7 @@ def predict_pair(
     RuntimeRecord("rigid", pair, work.seconds, total.seconds, threads=1).write(runtime)
 
 
-def _predict(args: argparse.Namespace) -> None:
-    for row in aligned(args, *PER_PAIR):
-        predict_pair(*row)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in PER_PAIR:
-        parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", required=True)
-    parser.set_defaults(func=_predict)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(PROG, build_parser(), argv)
+main = per_pair_command(PROG, __doc__, PER_PAIR, predict_pair)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from liverbench.data.preprocess import BODY_THRESHOLD_HU, resample_image
+from liverbench.data.preprocess import body_centroid, resample_image
 from liverbench.errors import InputError
 from liverbench.settings import SettingsBase
 
@@ -88,19 +88,6 @@ def downsample(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     reference.SetOrigin(image.GetOrigin())
     reference.SetDirection(image.GetDirection())
     return sitk.Clamp(resample_image(image, reference, HU_RANGE[0]), sitk.sitkFloat32, *HU_RANGE)
-
-
-def body_centroid(image: sitk.Image) -> np.ndarray:
-    """World (x, y, z) mass centroid of the largest connected body region (the field of view's
-    centre if there is none). Unlike a bounding-box centre, arms or a table edge barely move it."""
-    body = sitk.Cast(image > BODY_THRESHOLD_HU, sitk.sitkUInt8)
-    components = sitk.RelabelComponent(sitk.ConnectedComponent(body), sortByObjectSize=True)
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(components)
-    if not stats.HasLabel(1):
-        size = np.array(image.GetSize(), dtype=float)
-        return np.array(image.TransformContinuousIndexToPhysicalPoint(((size - 1) / 2).tolist()))
-    return np.array(stats.GetCentroid(1))
 
 
 def _metric(settings: Settings, fixed: sitk.Image) -> sitk.ImageRegistrationMethod:

@@ -38,19 +38,37 @@ class WorkingGrid:
         )
 
 
+def largest_body(image: sitk.Image) -> sitk.LabelShapeStatisticsImageFilter | None:
+    """Shape statistics of the largest connected region above BODY_THRESHOLD_HU (label 1);
+    None when the image holds no body."""
+    body = sitk.Cast(image > BODY_THRESHOLD_HU, sitk.sitkUInt8)
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(body), sortByObjectSize=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    return stats if stats.HasLabel(1) else None
+
+
+def field_of_view_centre(image: sitk.Image) -> np.ndarray:
+    size = np.array(image.GetSize(), dtype=float)
+    return np.array(image.TransformContinuousIndexToPhysicalPoint(((size - 1) / 2).tolist()))
+
+
+def body_centroid(image: sitk.Image) -> np.ndarray:
+    """World (x, y, z) mass centroid of the largest connected body region (the field of view's
+    centre if there is none). Unlike a bounding-box centre, arms or a table edge barely move it."""
+    stats = largest_body(image)
+    return np.array(stats.GetCentroid(1)) if stats else field_of_view_centre(image)
+
+
 def body_centre(image: sitk.Image) -> np.ndarray:
     """World (x, y, z) centre of the bounding box of the largest connected body region.
 
     Centring on the body, not the scan, keeps the working grid on the patient when the
     field of view is off-centre or wider than the body.
     """
-    body = sitk.Cast(image > BODY_THRESHOLD_HU, sitk.sitkUInt8)
-    components = sitk.RelabelComponent(sitk.ConnectedComponent(body), sortByObjectSize=True)
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(components)
-    if not stats.HasLabel(1):
-        size = np.array(image.GetSize(), dtype=float)
-        return np.array(image.TransformContinuousIndexToPhysicalPoint((size - 1) / 2))
+    stats = largest_body(image)
+    if stats is None:
+        return field_of_view_centre(image)
     x0, y0, z0, sx, sy, sz = stats.GetBoundingBox(1)
     centre_index = np.array([x0 + (sx - 1) / 2, y0 + (sy - 1) / 2, z0 + (sz - 1) / 2])
     return np.array(image.TransformContinuousIndexToPhysicalPoint(centre_index.tolist()))

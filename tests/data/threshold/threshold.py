@@ -12,7 +12,7 @@ import sys
 
 import SimpleITK as sitk
 
-from liverbench.cli import aligned, run_cli
+from liverbench.cli import aligned, command
 from liverbench.data.io import read_image, write_image
 from liverbench.runtime import RuntimeRecord, Stopwatch
 
@@ -36,15 +36,15 @@ def predict(args: argparse.Namespace) -> None:
         RuntimeRecord("threshold", pair, work.seconds, total.seconds, threads=1).write(runtime)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="threshold.py", description=__doc__)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--low", type=float, required=True)
     parser.add_argument("--high", type=float, required=True)
     for name in ("pairs", "ncect", "predictions", "runtimes"):
         parser.add_argument(f"--{name}", nargs="+", required=True)
     parser.set_defaults(func=predict)
-    return parser
 
+
+main = command("threshold.py", __doc__, configure)  # exit 2 + one line on bad input
 
 if __name__ == "__main__":
-    sys.exit(run_cli("threshold.py", build_parser()))
+    sys.exit(main())
