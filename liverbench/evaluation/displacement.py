@@ -71,7 +71,8 @@ def agreement(data: pd.DataFrame, methods: Sequence[str],
 
 def displacement_figure(data: pd.DataFrame, summary: pd.DataFrame,
                         baseline_label: str = "rigid") -> Figure:
-    """One point per test pair and method, the identity line, r per method in the legend."""
+    """One point per test pair and method, the identity line, r and slope per method in the
+    legend."""
     import matplotlib.pyplot as plt
 
     from liverbench.evaluation.figures import palette
@@ -88,7 +89,9 @@ def displacement_figure(data: pd.DataFrame, summary: pd.DataFrame,
     ax.axvline(0, color="0.8", lw=0.8)
     for row in summary.itertuples(index=False):
         rows_m = data[data["method"] == row.method]
-        r = "r undefined" if np.isnan(row.pearson_r) else f"r = {row.pearson_r:.2f}"
+        # the slope shows what r cannot: a method adding a near-constant shift has slope ~0
+        r = ("r undefined" if np.isnan(row.pearson_r)
+             else f"r = {row.pearson_r:.2f}, slope {row.slope:.2f}")
         ax.scatter(rows_m["true_mm"], rows_m["added_mm"], s=36, color=colours[row.method],
                    edgecolor="black", linewidth=0.4, label=f"{row.label} ({r}, n = {row.n})")
     ax.set_xlim(low - margin, high + margin)
@@ -98,7 +101,7 @@ def displacement_figure(data: pd.DataFrame, summary: pd.DataFrame,
     ax.set_ylabel(f"displacement the method adds beyond {baseline_label} (mm)")
     ax.set_title("Cranio-caudal liver displacement (centroid z, + cranial)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left")
+    ax.legend(fontsize="small", loc="best", framealpha=0.7)
     figure.tight_layout()
     return figure
 
