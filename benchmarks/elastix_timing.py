@@ -36,7 +36,7 @@ from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.predict import _load_elastix
 from baselines.elastix_cnn.settings import Settings
 from liverbench.config import load
-from liverbench.data.io import read_image, read_mask
+from liverbench.data.io import read_image, read_mask, write_transform
 from liverbench.data.preprocess import resample_mask
 from liverbench.runtime import Stopwatch, cpu_name
 
@@ -81,7 +81,7 @@ def run_pair(case: Path, settings: Settings, frame: sitk.Euler3DTransform | None
         grid = mapping.Grid.of(ncect).coarse(settings.mapping_spacing_mm)
         field = registration.deformation_field(result.transform_maps, cect_liver, grid)
         path = Path(folder) / "mapping.h5"
-        mapping.write_mapping(mapping.field_transform(field, grid), path)
+        write_transform(mapping.field_transform(field, grid), path)
         megabytes = path.stat().st_size / 1e6
         carried = resample_mask(cect_liver, ncect, sitk.ReadTransform(str(path)))
     return {

@@ -86,7 +86,20 @@ def fill_sections(config: dict, source: str = "config") -> dict:
     return filled
 
 
+def read_yaml(path: str | Path) -> dict:
+    """A config file as a mapping; an empty file is an empty mapping."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping")
+    return data
+
+
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
     """Read a YAML config, apply top-level overrides, resolve and validate it."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     return resolve(deep_merge(raw, overrides or {}))

@@ -15,11 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from liverbench.cli import BAD_INPUT, fail
-from liverbench.config import deep_merge, resolve
-from liverbench.errors import ConfigError
+from liverbench.config import deep_merge, read_yaml, resolve
 
 PROG = "python -m liverbench.experiment"
 # The Snakefile's `configfile:` (the repository root's config.yaml).
@@ -33,19 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", "-C", nargs="*", default=[])
     parser.add_argument("--replace-workflow-config", action="store_true")
     return parser
-
-
-def read_yaml(path: Path) -> dict:
-    """A config file as a mapping; an empty file is an empty mapping."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must hold a mapping")
-    return data
 
 
 def command_line_config(entries: Sequence[str]) -> dict:

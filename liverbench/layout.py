@@ -6,7 +6,7 @@ method takes a Snakemake wildcard as well as a value: `layout.case_file("{patien
 is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
 
     results/{experiment}/
-      raw/h108/manifest.csv, raw/h108/{patient}/*.nii.gz      phantom cohort (generated)
+      raw/h108/{patient}/*.nii.gz                              phantom cohort (generated)
       raw/msd/Task03_Liver/                                    phantom MSD-like cohort
       data/h108/{patient}/{name}.nii.gz, case.json             standardized cases
       data/msd/{case}/cect.nii.gz, cect_liver.nii.gz
@@ -66,10 +66,6 @@ class Layout:
     @property
     def phantom_root(self) -> str:
         return f"{self.root}/raw/h108"
-
-    @property
-    def phantom_manifest(self) -> str:
-        return f"{self.phantom_root}/manifest.csv"
 
     def phantom_file(self, patient: str, name: str) -> str:
         return image_file(f"{self.phantom_root}/{patient}", name)

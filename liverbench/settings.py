@@ -71,9 +71,6 @@ class SettingsBase:
         """Plain JSON-able values (tuples as lists); `from_mapping` rebuilds the same object."""
         return _plain(dataclasses.asdict(self))
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     def replace(self: T, **changes: Any) -> T:
         """A validated copy with some fields changed."""
         return type(self).from_mapping({**self.to_dict(), **_plain(changes)})

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from liverbench.data.prealign import compose
+
 
 def displacement_image(field: np.ndarray, reference: sitk.Image) -> sitk.Image:
     """The (3, Z, Y, X) voxel field (channels z, y, x) as a world-mm vector image (x, y, z
@@ -38,7 +40,4 @@ def final_mapping(
     field: np.ndarray, reference: sitk.Image, prealign: sitk.Transform
 ) -> sitk.CompositeTransform:
     """Pre-alignment after the network's displacement: p -> P(p + d(p)) (module docstring)."""
-    displacement = sitk.DisplacementFieldTransform(displacement_image(field, reference))
-    mapping = sitk.CompositeTransform([prealign, displacement])
-    mapping.FlattenTransform()  # a composite pre-alignment becomes a flat list, as files want
-    return mapping
+    return compose(prealign, sitk.DisplacementFieldTransform(displacement_image(field, reference)))

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from liverbench.data.io import read_displacement, read_transform
 from liverbench.errors import InputError
 from liverbench.evaluation.registration_error import (
     TRUTH_COLUMNS,
     centroid,
     liver_grid,
-    read_mapping,
-    read_truth,
     registration_columns,
     sample_field,
     tre,
@@ -95,9 +94,9 @@ def test_composite_mapping_from_file(tmp_path):
     final = sitk.CompositeTransform([euler, sitk.DisplacementFieldTransform(field)])
     path = tmp_path / "mapping.h5"
     sitk.WriteTransform(final, str(path))
-    errors = tre(read_mapping(path), truth, liver())
+    errors = tre(read_transform(path), truth, liver())
     assert errors.max() < 1e-6  # (the other composition order is off by up to 0.6 mm)
-    assert tre(read_mapping(path), field_of(IDENTITY), liver()).mean() > 5
+    assert tre(read_transform(path), field_of(IDENTITY), liver()).mean() > 5
 
 
 def test_subsampling_is_regular_and_deterministic():
@@ -166,11 +165,11 @@ def test_bad_truth_and_mapping(tmp_path):
     scalar = tmp_path / "scalar.nii.gz"
     sitk.WriteImage(liver(), str(scalar))
     with pytest.raises(InputError, match="expected a 3-D field of 3-vectors"):
-        read_truth(scalar)
+        read_displacement(scalar)
     text = tmp_path / "bad.h5"
     text.write_text("not a transform")
     with pytest.raises(InputError, match="not a readable ITK transform"):
-        read_mapping(text)
+        read_transform(text)
     empty = sitk.Image(liver().GetSize(), sitk.sitkUInt8)
     with pytest.raises(InputError, match="empty"):
         tre(IDENTITY, field_of(IDENTITY), empty)

@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from baselines.elastix_cnn.parameters import ParameterMap
+from liverbench.data.io import read_transform
 from liverbench.data.preprocess import mask_centroid as centroid
 from liverbench.errors import InputError
 
@@ -36,11 +37,7 @@ def read_prealign(path: Path) -> sitk.Transform:
     """The pair's pre-alignment, refused with the file named when absent or not linear."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: pre-alignment transform not found")
-    try:
-        transform = sitk.ReadTransform(str(path))
-    except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1][:80]
-        raise InputError(f"{path}: not an ITK transform file ({reason})") from error
+    transform = read_transform(path)
     if transform.GetDimension() != 3 or not transform.IsLinear():
         raise InputError(f"{path}: the pre-alignment must be a linear (rigid or affine) 3D "
                          f"transform, got a {transform.GetDimension()}D {transform.GetName()}")
@@ -155,10 +152,3 @@ def field_transform(field: np.ndarray, grid: Grid) -> sitk.DisplacementFieldTran
     image.SetDirection(grid.direction)
     return sitk.DisplacementFieldTransform(image)
 
-
-def write_mapping(transform: sitk.Transform, path: Path) -> None:
-    """The final mapping as an ITK transform file (.h5); written whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    sitk.WriteTransform(transform, str(tmp))
-    tmp.replace(path)

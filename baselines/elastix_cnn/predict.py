@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from baselines.elastix_cnn import mapping, registration
 from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.settings import Settings
-from liverbench.data.io import read_image, read_mask, write_image
+from liverbench.data.io import read_image, read_mask, write_image, write_transform
 from liverbench.runtime import RuntimeRecord, Stopwatch
 
 METHOD = "elastix_cnn"
@@ -84,7 +84,7 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
     with Stopwatch() as final_mapping:
         grid = mapping.Grid.of(ncect).coarse(settings.mapping_spacing_mm)
         field = registration.deformation_field(result.transform_maps, cect_liver, grid, pair)
-        mapping.write_mapping(mapping.field_transform(field, grid), files.mapping)
+        write_transform(mapping.field_transform(field, grid), files.mapping)
 
     nnunet_cect = _phase_one(files.cect_runtime)
     nnunet_ncect = _phase_one(files.ncect_runtime)

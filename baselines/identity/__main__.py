@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import sys
 
-import SimpleITK as sitk
-
+from baselines.carry import carry_liver
 from liverbench.cli import per_pair_command
-from liverbench.data.io import read_image, read_mask, write_image, write_transform
-from liverbench.data.preprocess import resample_mask
-from liverbench.runtime import RuntimeRecord, Stopwatch
 
 PER_PAIR = ("pairs", "cect", "cect_liver", "ncect", "predictions", "runtimes", "mappings")
 
@@ -27,15 +23,8 @@ def predict_pair(
     pair: str, cect_path: str, liver_path: str, ncect_path: str, prediction: str, runtime: str,
     mapping: str,
 ) -> None:
-    with Stopwatch() as total:
-        ncect = read_image(ncect_path)
-        cect = read_image(cect_path)
-        liver = read_mask(liver_path, cect, cect_path)
-        with Stopwatch() as work:
-            mask = resample_mask(liver, ncect)
-        write_image(mask, prediction)
-        write_transform(sitk.Transform(3, sitk.sitkIdentity), mapping)
-    RuntimeRecord("identity", pair, work.seconds, total.seconds, threads=1).write(runtime)
+    carry_liver("identity", pair, cect_path, liver_path, ncect_path, None, prediction, runtime,
+                mapping)
 
 
 main = per_pair_command("python -m baselines.identity", __doc__, PER_PAIR, predict_pair)

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import sys
 
+from baselines.carry import carry_liver
 from liverbench.cli import per_pair_command
-from liverbench.data.io import read_image, read_mask, read_transform, write_image, write_transform
-from liverbench.data.preprocess import resample_mask
-from liverbench.runtime import RuntimeRecord, Stopwatch
 
 PROG = "python -m baselines.rigid"
 PER_PAIR = ("pairs", "cect", "cect_liver", "ncect", "prealign", "predictions", "runtimes",
@@ -33,17 +31,9 @@ def predict_pair(
     prediction: str, runtime: str, mapping: str,
 ) -> None:
     """One resampling of the original CECT liver onto the original nCECT through the
-    pre-alignment (linear, then >= 0.5, as the identity baseline)."""
-    with Stopwatch() as total:
-        ncect = read_image(ncect_path)
-        cect = read_image(cect_path)
-        liver = read_mask(liver_path, cect, cect_path)
-        transform = read_transform(prealign_path)
-        with Stopwatch() as work:
-            mask = resample_mask(liver, ncect, transform)
-        write_image(mask, prediction)
-        write_transform(transform, mapping)
-    RuntimeRecord("rigid", pair, work.seconds, total.seconds, threads=1).write(runtime)
+    pre-alignment (as the identity baseline through scanner geometry)."""
+    carry_liver("rigid", pair, cect_path, liver_path, ncect_path, prealign_path, prediction,
+                runtime, mapping)
 
 
 main = per_pair_command(PROG, __doc__, PER_PAIR, predict_pair)

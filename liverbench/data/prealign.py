@@ -157,5 +157,8 @@ def compose(prealignment: sitk.Transform, registration: sitk.Transform) -> sitk.
     """A method's final mapping when it registers the pre-aligned pair: its own transform first
     (nCECT world point -> pre-aligned point, e.g. a DisplacementFieldTransform on the working
     grid), then the pre-alignment (-> CECT world point). CompositeTransform applies its last
-    transform first. One resampling of the original CECT mask through it gives the prediction."""
-    return sitk.CompositeTransform([prealignment, registration])
+    transform first. One resampling of the original CECT mask through it gives the prediction.
+    Flattened, so a composite pre-alignment becomes one list, as transform files want."""
+    mapping = sitk.CompositeTransform([prealignment, registration])
+    mapping.FlattenTransform()
+    return mapping

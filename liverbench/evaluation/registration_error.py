@@ -102,16 +102,6 @@ def sample_field(field: sitk.Image, points: np.ndarray) -> np.ndarray:
                                              mode="nearest") for c in range(3)], axis=1)
 
 
-def read_truth(path: str | os.PathLike) -> sitk.Image:
-    """A true-motion displacement field: a 3-D image of 3-component vectors (x, y, z) in mm."""
-    return read_displacement(path)
-
-
-def read_mapping(path: str | os.PathLike) -> sitk.Transform:
-    """A method's final mapping (any ITK transform file SimpleITK reads), nCECT → CECT world."""
-    return read_transform(path)
-
-
 def tre(transform: sitk.Transform, truth: sitk.Image, mask: sitk.Image,
         max_points: int = MAX_POINTS) -> np.ndarray:
     """|T(p) − (p + d(p))| in mm at the mask's (subsampled) voxels p."""
@@ -137,11 +127,11 @@ def registration_columns(reference: sitk.Image, prediction: sitk.Image | None,
         row["pred_centroid_z_mm"] = float(pred_centre[2])
         row["centroid_error_mm"] = float(np.linalg.norm(pred_centre - gt_centre))
     if mapping is not None and intra_patient:
-        errors = tre(read_mapping(mapping), read_truth(truth), reference)
+        errors = tre(read_transform(mapping), read_displacement(truth), reference)
         row["tre_mean_mm"] = float(errors.mean())
         row["tre_p95_mm"] = float(np.percentile(errors, 95))
     return row
 
 
 __all__ = ["MAX_POINTS", "TRUTH_COLUMNS", "centroid", "liver_grid", "mapping_displacements",
-           "read_mapping", "read_truth", "registration_columns", "sample_field", "tre"]
+           "registration_columns", "sample_field", "tre"]

@@ -116,7 +116,7 @@ rule preprocess_h108:
     params:
         case=lambda wildcards: LAYOUT.case_dir(wildcards.patient),
         out=lambda wildcards: LAYOUT.prep_dir(wildcards.patient),
-        settings=json.dumps(config["preprocess"], sort_keys=True),
+        settings=settings_json("preprocess"),
     benchmark:
         LAYOUT.benchmark("preprocess", "{patient}")
     log:
@@ -140,7 +140,7 @@ rule preprocess_msd:
     params:
         case=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
         out=lambda wildcards: LAYOUT.msd_prep_dir(wildcards.case),
-        settings=json.dumps(config["preprocess"], sort_keys=True),
+        settings=settings_json("preprocess"),
     benchmark:
         LAYOUT.benchmark("preprocess", "msd_{case}")
     log:

@@ -4,6 +4,7 @@
 # (liverbench/methods.py). `rule all` builds `REPORT_TARGETS`.
 
 LABELS = config["evaluation"]["method_labels"]  # filled for every selected method
+LABELS_JSON = json.dumps(LABELS, sort_keys=True)  # the figures' --labels-json
 METRIC_FILES = [LAYOUT.metrics(method) for method in METHODS]
 CURVES = {m.id: m.training_curve(LAYOUT) for m in SELECTED if m.training_curve}
 WARPED_METHODS = [m.id for m in SELECTED if m.warped]
@@ -142,7 +143,7 @@ rule figures_summary:
             subcategory="Metrics and runtime",
         ),
     params:
-        labels=json.dumps(LABELS, sort_keys=True),
+        labels=LABELS_JSON,
         out=lambda wildcards, output: os.path.dirname(output.boxplot),
     benchmark:
         LAYOUT.benchmark("report", "figures_summary")
@@ -173,7 +174,7 @@ rule figure_displacement:
         # the correlation per method, for the closing note of a run
         csv=LAYOUT.table("figures/displacement", "csv"),
     params:
-        labels=json.dumps(LABELS, sort_keys=True),
+        labels=LABELS_JSON,
     benchmark:
         LAYOUT.benchmark("report", "figure_displacement")
     log:
@@ -207,7 +208,7 @@ rule figure_overlay:
         predictions=lambda wildcards, input: [
             f"{method}={path}" for method, path in zip(METHODS, input.predictions)
         ],
-        labels=json.dumps(LABELS, sort_keys=True),
+        labels=LABELS_JSON,
     benchmark:
         LAYOUT.benchmark("report", "overlay_{pair}")
     log:
