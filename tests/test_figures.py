@@ -144,6 +144,21 @@ def test_checkerboard(tmp_path):
         checkerboard_figure(fixed, other, warped)
 
 
+def test_checkerboard_of_a_pair_shows_contrast_and_the_registration():
+    """Pair images are windowed to [0, 1]: the panels must show tissue, not one grey, and
+    the warped panels must differ from the pre-aligned ones."""
+    liver, ct = phantom()
+    normalised = np.clip((ct + 160.0) / 400.0, 0.0, 1.0)  # as preprocessing writes pairs
+    fixed = image(normalised, np.float32)
+    moving = image(np.roll(normalised, 4, axis=2), np.float32)
+    warped = image(normalised, np.float32)
+    figure = checkerboard_figure(fixed, moving, warped)
+    panels = [np.asarray(ax.images[0].get_array(), dtype=float) for ax in figure.axes]
+    assert all(panel.std() > 0.02 for panel in panels), [panel.std() for panel in panels]
+    before, after = panels[0], panels[1]  # axial, before and after registration
+    assert np.abs(before - after).mean() > 0.01
+
+
 def _write(img, path):
     sitk.WriteImage(img, str(path))
     return path

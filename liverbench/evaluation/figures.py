@@ -62,6 +62,9 @@ AXIS_LABELS = {
     "seconds_total": "end to end (s)",
 }
 CT_WINDOW = (-160.0, 240.0)  # abdominal window, HU
+# Working-grid pair images are already windowed to [0, 1] by preprocessing (`preprocess.window`):
+# the HU window would paint every panel one grey.
+PAIR_WINDOW = (0.0, 1.0)
 GROUP_COLUMNS = ("cascade", "stage")
 BOOKKEEPING_COLUMNS = ("iterations", "iteration", "step", "seconds", "time", "lr")
 
@@ -297,7 +300,7 @@ def checkerboard_figure(
     warped: sitk.Image,
     title: str = "",
     tiles: int = 8,
-    window: tuple[float, float] | None = CT_WINDOW,
+    window: tuple[float, float] | None = PAIR_WINDOW,
 ) -> Figure:
     """Checkerboards of the fixed nCECT with the moving CECT before (resampled to the nCECT
     grid through the shared pre-alignment only) and after registration (warped), axial and coronal
