@@ -19,6 +19,7 @@ from liverbench.data.prealign import (
     PrealignError,
     Settings,
     compose,
+    lung_base_z,
     prealign,
 )
 from liverbench.data.preprocess import resample_mask
@@ -245,3 +246,30 @@ def test_composed_mapping_equals_resampling_in_two_steps(scanners, tmp_path):
     two_steps = sitk.Cast(warped >= 0.5, sitk.sitkUInt8)
     assert _dice(one_step, two_steps) > 0.95
     assert _dice(one_step, resample_mask(cect_liver, working, truth)) < 0.97  # the field matters
+
+
+def _trunk(lungs: bool, gas_ml: float = 0.0, origin_z: float = 0.0) -> sitk.Image:
+    """A 6 mm trunk (body 40 HU in air) with two lungs whose bases sit at z = 100 mm, and a
+    gas bubble of `gas_ml` 60 mm below them."""
+    z, y, x = np.meshgrid(np.arange(50) * 6.0, np.arange(40) * 6.0 - 120, np.arange(50) * 6.0 - 150,
+                          indexing="ij")
+    hu = np.where((x / 130) ** 2 + (y / 95) ** 2 <= 1, 40.0, -1000.0)
+    if lungs:
+        for side in (-1, 1):
+            hu[(((x - side * 55) / 45) ** 2 + (y / 55) ** 2 <= 1) & (z >= 100)] = -850.0
+    if gas_ml:
+        radius = (3 * gas_ml * 1000 / (4 * np.pi)) ** (1 / 3)
+        hu[(x - 30) ** 2 + y**2 + (z - 40) ** 2 <= radius**2] = -1000.0
+    image = sitk.GetImageFromArray(hu.astype(np.float32))
+    image.SetSpacing((6.0, 6.0, 6.0))
+    image.SetOrigin((-150.0, -120.0, origin_z))
+    return image
+
+
+def test_lung_base_follows_the_lungs_and_ignores_bowel_gas():
+    base = lung_base_z(_trunk(lungs=True), 50.0)
+    # two 45 x 55 mm elliptic cylinders: 50 mL of lung lie within 50e3 / (2 pi 45 55) mm
+    assert base == pytest.approx(100.0 + 50e3 / (2 * np.pi * 45 * 55), abs=1.5)
+    assert lung_base_z(_trunk(lungs=True, origin_z=-237.0), 50.0) == pytest.approx(base - 237.0)
+    assert lung_base_z(_trunk(lungs=True, gas_ml=150.0), 50.0) == pytest.approx(base, abs=0.1)
+    assert lung_base_z(_trunk(lungs=False, gas_ml=150.0), 50.0) is None
