@@ -56,7 +56,7 @@ def inference(model: RegSegNet, moving, mask, fixed, cascades: int):
 
 def benchmark(settings: Settings, shape, device, repeats: int, cascades: int) -> dict:
     torch.manual_seed(0)
-    model = RegSegNet(settings.cascades, settings.channels).to(device).eval()
+    model = RegSegNet.from_settings(settings).to(device).eval()
     moving, fixed = (torch.rand(1, 1, *shape, device=device) for _ in range(2))
     mask = (torch.rand(1, 1, *shape, device=device) > 0.5).float()
     inference(model, moving, mask, fixed, cascades)  # warm-up

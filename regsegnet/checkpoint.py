@@ -79,7 +79,7 @@ def load_model(
         settings = Settings.from_mapping(stored, section="settings")
     except SettingsError as error:
         raise CheckpointError(f"{path}: {error}") from error
-    model = RegSegNet(settings.cascades, settings.channels)
+    model = RegSegNet.from_settings(settings)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:

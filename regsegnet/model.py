@@ -75,18 +75,20 @@ class FieldNet(nn.Module):
       the convention of `grid_sample`), converted to voxels; in voxel units the field grew by
       ~lr voxels per step, i.e. 0.7 voxel after 200 steps where 3-6 are needed, and the unit
       is independent of the grid size, so 64³ and 128³ train alike;
-    - the field is smoothed by a Gaussian of 1 voxel, which removes the checkerboard of the
-      U-Net's last, stride-2 transposed convolution (a voxel-scale artefact, not anatomy; the
-      bending energy regularises what is left at the scale of organs).
+    - the field is smoothed by a Gaussian (`smoothing` voxels, `regsegnet.field_smoothing`),
+      which removes the checkerboard of the U-Net's last, stride-2 transposed convolution and
+      makes the field a low-pass one, like elastix's B-spline grid: the Dice term's gradient,
+      which lives on the liver's boundary, then moves the whole organ. With 1 voxel the
+      training Dice did not improve within the demo's budget; with 3 voxels (12-15 mm at the
+      demo's working grid) it did (docs/regsegnet.md).
 
     Inputs of any size work: they are zero-padded up to a multiple of the U-Net's total
     stride and the field is cropped back.
     """
 
-    SMOOTHING_VOXELS = 1.0
-
-    def __init__(self, channels: tuple[int, ...]) -> None:
+    def __init__(self, channels: tuple[int, ...], smoothing: float = 3.0) -> None:
         super().__init__()
+        self.smoothing = smoothing
         self.unet = UNet(
             spatial_dims=3,
             in_channels=2,
@@ -112,7 +114,7 @@ class FieldNet(nn.Module):
         field = field * torch.tensor(half_extent, dtype=field.dtype, device=field.device).reshape(
             1, 3, 1, 1, 1
         )
-        return gaussian_smoothing(field, self.SMOOTHING_VOXELS)
+        return gaussian_smoothing(field, self.smoothing) if self.smoothing > 0 else field
 
 
 @dataclass
@@ -126,12 +128,18 @@ class Registration:
 
 
 class RegSegNet(nn.Module):
-    def __init__(self, cascades: int = 3, channels: tuple[int, ...] = (16, 32, 32, 32, 32)):
+    def __init__(self, cascades: int = 3, channels: tuple[int, ...] = (16, 32, 32, 32, 32),
+                 smoothing: float = 3.0):
         super().__init__()
         if cascades < 1:
             raise ValueError(f"cascades must be >= 1, got {cascades}")
-        self.cascades = nn.ModuleList(FieldNet(tuple(channels)) for _ in range(cascades))
+        self.cascades = nn.ModuleList(FieldNet(tuple(channels), smoothing) for _ in range(cascades))
         self.transform = SpatialTransformer()
+
+    @classmethod
+    def from_settings(cls, settings) -> RegSegNet:
+        """The network a `regsegnet.settings.Settings` describes (training, checkpoints)."""
+        return cls(settings.cascades, settings.channels, settings.field_smoothing)
 
     @property
     def num_cascades(self) -> int:

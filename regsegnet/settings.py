@@ -61,9 +61,9 @@ class Augmentation(SettingsBase):
     """
 
     enabled: bool = True
-    rotation_deg: float = 3.0
-    translation_voxels: float = 4.0
-    scale: float = 0.05
+    rotation_deg: float = 2.0
+    translation_voxels: float = 1.5
+    scale: float = 0.03
     intensity_scale: float = 0.1
     intensity_shift: float = 0.05
     noise_std: float = 0.02
@@ -84,6 +84,7 @@ class Augmentation(SettingsBase):
 class Settings(SettingsBase):
     cascades: int = 3
     channels: tuple[int, ...] = (16, 32, 32, 32, 32)
+    field_smoothing: float = 3.0  # Gaussian sigma (working voxels) of each cascade's field
     loss: LossWeights = field(default_factory=LossWeights)
     mi_bins: int = 23
     mi_samples: int = 16384  # voxels drawn per MI evaluation; 0 = every voxel
@@ -113,6 +114,8 @@ class Settings(SettingsBase):
         self.check(self.cascades >= 1, "cascades", "must be >= 1")
         self.check(len(self.channels) >= 2, "channels", "needs at least two levels")
         self.check(all(c > 0 for c in self.channels), "channels", "must be positive")
+        self.check(_number(self.field_smoothing) and self.field_smoothing >= 0,
+                   "field_smoothing", "must be a number >= 0 (0: none)")
         self.check(self.mi_bins >= 4, "mi_bins", "must be >= 4")
         self.check(self.mi_samples >= 0, "mi_samples", "must be >= 0 (0 = all voxels)")
         self.check(self.lr > 0, "lr", "must be > 0")

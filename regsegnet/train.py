@@ -66,7 +66,7 @@ class Trainer:
         self.device = torch.device(device)
         self.progress = progress
         torch.manual_seed(settings.seed)
-        self.model = RegSegNet(settings.cascades, settings.channels).to(self.device)
+        self.model = RegSegNet.from_settings(settings).to(self.device)
         self.loss = RegistrationLoss(settings.loss, settings.mi_bins, settings.mi_samples)
         self.loss.to(self.device)
         self.optimisers = [
