@@ -12,3 +12,9 @@ class InputError(ValueError):
 
 class ConfigError(InputError):
     """A configuration that does not fit the schema or a method's settings; names the key."""
+
+
+class PairFailure(InputError):
+    """A method cannot process this one pair (elastix did not converge, a phase-1 mask is
+    empty): inside a run over many pairs it becomes a recorded failure
+    (`liverbench.runtime.record_failure`), not a crashed rule."""

@@ -1,7 +1,9 @@
 """Runtime records: how long a method took for one pair, on what, with how much memory.
 
 Every method writes one JSON record per prediction with the same keys, so the evaluation can
-compare runtimes without knowing anything about the method that produced them.
+compare runtimes without knowing anything about the method that produced them. A pair a
+method could not register or segment is a recorded failure (`record_failure`), never a
+crashed rule: one bad pair must not cost the whole table.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liverbench.data.io import write_json
+import SimpleITK as sitk
+
+from liverbench.data.io import write_image, write_json
 
 RUNTIME_KEYS = (
     "method",
@@ -26,6 +30,8 @@ RUNTIME_KEYS = (
     "threads",
     "peak_memory_mb",
 )
+OK = "ok"
+FAILED = "failed"
 
 
 def peak_memory_mb() -> float:
@@ -64,6 +70,8 @@ class RuntimeRecord:
     threads: int = field(default_factory=lambda: default_threads())
     peak_memory_mb: float = field(default_factory=peak_memory_mb)
     extra: dict[str, Any] = field(default_factory=dict)
+    status: str = OK  # FAILED: the method gave up on this pair, for `reason`
+    reason: str = ""
 
     def write(self, path: str | os.PathLike) -> None:
         record = asdict(self)
@@ -81,3 +89,18 @@ class Stopwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def record_failure(method: str, pair: str, reason: str, reference: sitk.Image,
+                   prediction: str | os.PathLike, runtime: str | os.PathLike,
+                   seconds_total: float | None = None, **record: Any) -> None:
+    """Write what a failed pair leaves: an EMPTY mask on the nCECT's grid (so the workflow's
+    outputs exist and the evaluation scores it as the failure it is: DSC 0) and a runtime
+    record with status `failed` and the one-line `reason`. The method's time is null: a
+    failure has no comparable runtime."""
+    empty = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(reference)
+    write_image(empty, prediction)
+    RuntimeRecord(method, pair, None, seconds_total, status=FAILED,  # type: ignore[arg-type]
+                  reason=" ".join(str(reason).split()), **record).write(runtime)
+    print(f"{pair}: FAILED ({reason})", file=sys.stderr, flush=True)

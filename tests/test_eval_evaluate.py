@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from liverbench.evaluation.evaluate import COLUMNS, main
 from liverbench.evaluation.metrics import evaluate
 from liverbench.evaluation.registration_error import TRUTH_COLUMNS
+from liverbench.runtime import record_failure
 
 SPACING = (1.5, 1.5, 3.0)
 
@@ -105,6 +106,21 @@ def test_rows_statuses_and_metrics(layout):
     assert not math.isnan(missing["lsf_gt"])
     assert empty["dsc"] == 0 and math.isnan(empty["msd"]) and math.isnan(empty["lsf_pred"])
     assert empty["lsf_gt"] == pytest.approx(ok["lsf_gt"])
+
+
+def test_a_recorded_failure_is_scored_as_failed_with_its_reason(layout):
+    """`record_failure` leaves an empty mask and a runtime record: the row is `failed`, DSC 0,
+    the reason kept, no runtime (a failure has none to compare)."""
+    reference = sitk.ReadImage(str(layout / "cases" / "p_2" / "ncect.nii.gz"))
+    record_failure("m", "p_2__p_2", "elastix did not\nconverge", reference,
+                   layout / "pred" / "p_2__p_2.nii.gz", layout / "rt" / "p_2__p_2.json",
+                   seconds_total=3.0)
+    frame = run_cli(layout, ["p1__p1", "p_2__p_2"])
+    failed = frame.iloc[1]
+    assert failed["status"] == "failed" and failed["reason"] == "elastix did not converge"
+    assert failed["dsc"] == 0 and failed["fnr"] == 1 and math.isnan(failed["msd"])
+    assert math.isnan(failed["seconds_method"]) and failed["seconds_total"] == 3.0
+    assert pd.isna(frame.iloc[0]["reason"])  # an ok row has no reason
 
 
 def test_without_spect_no_lsf(layout):

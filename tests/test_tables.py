@@ -142,7 +142,7 @@ def test_extended_wilcoxon_and_holm_match_scipy(metric_files, tmp_path):
     p_values = {}
     for name in ("elastix_cnn", "identity"):
         other = frames[name]
-        common = other[other["status"] == "ok"]["pair"]
+        common = other[other["status"] != "missing"]["pair"]  # the empty one keeps DSC 0
         x = other.set_index("pair").loc[common, "dsc"]
         y = ref.loc[common, "dsc"]
         expected = stats.wilcoxon(x.to_numpy(), y.to_numpy())
@@ -328,3 +328,29 @@ def test_paper_cell_parsing():
     assert paper_cell({"mean": 32, "std": 26})[0] == "32 ± 26"
     assert paper_cell("~122 sec")[1] == 122 and np.isnan(paper_cell("~122 sec")[2])
     assert paper_cell(None)[0] == "–"
+
+
+def test_failed_and_empty_pairs_stay_in_the_paired_tests_ranked_worst(tmp_path):
+    """A method that fails on the pairs it finds hard must not gain from it: the failed and
+    the empty pair stay in the paired test, with DSC 0 and the worst observed distance."""
+    frames = {"regsegnet": method_frame("regsegnet", 1),
+              "elastix_cnn": method_frame("elastix_cnn", 2, empty=[PAIRS[3]])}
+    failed = frames["elastix_cnn"].index[frames["elastix_cnn"]["pair"] == PAIRS[6]]
+    frames["elastix_cnn"]["reason"] = ""
+    frames["elastix_cnn"].loc[failed, ["status", "reason", "dsc", "fnr", "msd", "hd95"]] = [
+        "failed", "elastix did not converge", 0.0, 1.0, np.nan, np.nan]
+    paths = []
+    for name, frame in frames.items():
+        paths.append(tmp_path / f"{name}.csv")
+        frame.to_csv(paths[-1], index=False)
+    write_tables(paths, CONFIG, tmp_path / "out")
+    ext = pd.read_csv(tmp_path / "out" / "table_extended.csv").set_index(["method", "metric"])
+    assert ext.loc[("elastix_cnn", "msd"), "n_paired"] == len(PAIRS)
+    worst = max(frames["regsegnet"]["msd"].max(), frames["elastix_cnn"]["msd"].max())
+    x = frames["elastix_cnn"]["msd"].fillna(worst).to_numpy()
+    expected = stats.wilcoxon(x, frames["regsegnet"]["msd"].to_numpy())
+    assert ext.loc[("elastix_cnn", "msd"), "p_value"] == pytest.approx(expected.pvalue)
+    table = pd.read_csv(tmp_path / "out" / "table1.csv").set_index("method")
+    assert table.loc["elastix_cnn", "n_failed"] == 1
+    md = (tmp_path / "out" / "table1.md").read_text()
+    assert "1 of 8 pairs failed" in md and "elastix did not converge" in md

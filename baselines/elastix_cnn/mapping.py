@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from baselines.elastix_cnn.parameters import ParameterMap
 from liverbench.data.io import read_transform
 from liverbench.data.preprocess import mask_centroid as centroid
-from liverbench.errors import InputError
+from liverbench.errors import InputError, PairFailure
 
 PROBE_MM = 1000.0  # A and b of a linear T(p) = A p + b are read off T at 0 and 1 m steps
 
@@ -62,7 +62,7 @@ def centre_livers(transform: sitk.Transform, fixed_liver: sitk.Image,
     rigid schedule recovers, and elastix's centre-of-gravity step ignores masks."""
     fixed_centre, moving_centre = centroid(fixed_liver), centroid(moving_liver)
     if fixed_centre is None or moving_centre is None:
-        raise InputError("a phase-1 liver mask is empty: no liver centroid to start from")
+        raise PairFailure("a phase-1 liver mask is empty: no liver centroid to start from")
     shift = moving_centre - np.array(transform.TransformPoint(tuple(map(float, fixed_centre))))
     translation = sitk.TranslationTransform(3, tuple(map(float, shift)))
     return sitk.CompositeTransform([translation, transform]), shift

@@ -6,6 +6,11 @@ The runtime record splits the method's time the way the paper discusses it: nnU-
 nCECT segmentation, phase 1, from its own records) and elastix (registration + transformix).
 `seconds_method` is their sum for the pair; `seconds_total` adds the per-pair IO of every
 call. elastix's one-off loading is measured apart (`seconds_startup_shared`).
+
+A pair elastix cannot register (no convergence, a warped liver of implausible size, an empty
+phase-1 mask) is a recorded failure (`liverbench.runtime.record_failure`): an empty mask, a
+runtime record with the reason, and the identity as its mapping file (not scored), so the
+other pairs and the table go on.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from baselines.elastix_cnn import mapping, registration
 from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.settings import Settings
 from liverbench.data.io import read_image, read_mask, write_image, write_transform
-from liverbench.runtime import RuntimeRecord, Stopwatch
+from liverbench.errors import PairFailure
+from liverbench.runtime import RuntimeRecord, Stopwatch, record_failure
 
 METHOD = "elastix_cnn"
 
@@ -50,7 +56,16 @@ def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
         _load_elastix()
     print(f"elastix loaded in {startup.seconds:.1f} s ({threads} threads)", flush=True)
     for files in jobs:
-        register_pair(files, settings, threads, transforms / files.pair, startup.seconds)
+        with Stopwatch() as watch:
+            try:
+                register_pair(files, settings, threads, transforms / files.pair,
+                              startup.seconds)
+                continue
+            except PairFailure as error:  # elastix failed, or a phase-1 mask is empty
+                reason = str(error)
+        record_failure(METHOD, files.pair, reason, read_image(files.ncect), files.prediction,
+                       files.runtime, seconds_total=watch.seconds, threads=threads)
+        write_transform(sitk.Transform(3, sitk.sitkIdentity), files.mapping)
 
 
 def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Path,

@@ -23,12 +23,12 @@ import SimpleITK as sitk
 
 from baselines.elastix_cnn.mapping import Grid, on_grid
 from baselines.elastix_cnn.parameters import ParameterMap, for_labels
-from liverbench.errors import InputError
+from liverbench.errors import PairFailure
 
 AIR_HU = -1000.0
 
 
-class RegistrationError(InputError):
+class RegistrationError(PairFailure):
     """elastix failed, or its result is not a usable liver mask; the message says which.
 
     An input error: the images or phase-1 masks of the pair (named first) cannot be registered,

@@ -10,7 +10,10 @@ fixed nCECT's ground-truth liver) in the nCECT's own geometry; with ``--spect`` 
 ``--lungs`` (the cohort has SPECT), the lung shunt fraction is computed with the ground-truth
 liver and with the predicted one (both with the ground-truth lungs). A missing prediction is a
 row with status ``missing`` and NaN metrics, so a table can count it; an empty one has status
-``empty`` (DSC 0, distances and LSF NaN). A missing runtime record leaves the runtime NaN.
+``empty`` (DSC 0, distances and LSF NaN). A pair the method recorded as failed (its runtime
+record says ``status: failed``, `liverbench.runtime.record_failure`) has status ``failed``,
+its ``reason``, and the metrics of the empty mask it left. A missing runtime record leaves
+the runtime NaN.
 With ``--truths`` (the cohort has a true motion: the fixed patient's displacement field) the
 registration-error columns are added (`registration_error.TRUTH_COLUMNS`): liver centroids
 for every method, and with ``--mappings`` (the method's final nCECT → CECT transform) the
@@ -25,13 +28,14 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import SimpleITK as sitk
 
+from liverbench import runtime
 from liverbench.cli import aligned, command
 from liverbench.data.io import atomic_path, read_image, read_mask
 from liverbench.errors import InputError
@@ -47,8 +51,9 @@ COLUMNS = (
     + METRIC_KEYS
     + LSF_COLUMNS
     + RUNTIME_COLUMNS
+    + ("reason",)
 )
-STATUSES = ("ok", "empty", "missing")
+STATUSES = ("ok", "empty", "failed", "missing")
 PROG = "python -m liverbench.evaluation.evaluate"
 DESCRIPTION = "Score one method's predictions on the test pairs (one CSV row per pair)."
 NAN = float("nan")
@@ -70,10 +75,11 @@ class PairFiles:
 
 
 def read_runtime(path: Path) -> dict[str, Any]:
-    """The runtime columns of a runtime record (NaN/empty where the record is absent)."""
+    """The runtime columns of a runtime record (NaN/empty where the record is absent), and
+    its status (`failed`, with the reason, where the method gave up on the pair)."""
     if not path.exists():
         return {"seconds_method": NAN, "seconds_total": NAN, "device": "",
-                "threads": NAN, "peak_memory_mb": NAN}
+                "threads": NAN, "peak_memory_mb": NAN, "status": runtime.OK, "reason": ""}
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -81,7 +87,11 @@ def read_runtime(path: Path) -> dict[str, Any]:
     missing = [key for key in RUNTIME_COLUMNS if key not in record]
     if missing:
         raise InputError(f"{path}: runtime record lacks {', '.join(missing)}")
-    return {key: record[key] for key in RUNTIME_COLUMNS}
+    values = {key: NAN if record[key] is None else record[key] for key in RUNTIME_COLUMNS}
+    status = record.get("status", runtime.OK)
+    if status not in (runtime.OK, runtime.FAILED):
+        raise InputError(f"{path}: unknown status {status!r}")
+    return {**values, "status": status, "reason": str(record.get("reason") or "")}
 
 
 def _lsf(files: PairFiles, liver: sitk.Image, gt_liver: sitk.Image) -> float:
@@ -94,6 +104,7 @@ def evaluate_pair(method: str, files: PairFiles) -> dict[str, Any]:
     moving, fixed = parse_pair(files.pair)
     row: dict[str, Any] = {"method": method, "pair": files.pair, "moving": moving, "fixed": fixed}
     row.update(read_runtime(files.runtime))
+    failed = row.pop("status") == runtime.FAILED
     gt_image = read_mask(files.reference)
     has_lsf = files.spect is not None and files.lungs is not None
     lsf_gt = _lsf(files, gt_image, gt_image) if has_lsf else NAN
@@ -105,6 +116,9 @@ def evaluate_pair(method: str, files: PairFiles) -> dict[str, Any]:
     pred = sitk.GetArrayViewFromImage(pred_image)
     spacing_zyx = tuple(reversed(gt_image.GetSpacing()))
     row.update(evaluate(pred, sitk.GetArrayViewFromImage(gt_image), spacing_zyx))
+    if failed:  # scored as the empty mask it left (DSC 0); its mapping is not scored
+        row.update(status=runtime.FAILED, lsf_gt=lsf_gt, lsf_pred=NAN, lsf_abs_error=NAN)
+        return _with_truth(row, replace(files, mapping=None), gt_image, None)
     row["status"] = "ok" if pred.any() else "empty"
     lsf_pred = _lsf(files, pred_image, gt_image) if has_lsf and pred.any() else NAN
     error = abs(lsf_pred - lsf_gt) if not (math.isnan(lsf_pred) or math.isnan(lsf_gt)) else NAN

@@ -11,7 +11,12 @@ Which pairs enter which number (stated in every table's notes):
   in a note, so a mean over fewer pairs never passes silently;
 - an ``empty`` prediction enters the overlap metrics with its defined values (DSC 0, FNR 1,
   FPR 0, RVD −1) and is counted; surface distances and LSF do not exist for it;
-- paired tests use the pairs on which both methods have status ``ok``.
+- a ``failed`` pair (the method recorded that it gave up, with the reason) is scored as the
+  empty mask it left, and counted in the ``missing`` column of Table 1 with a note;
+- paired tests use every pair both methods were scored on (all but ``missing``): a failed or
+  empty prediction keeps its DSC 0, and where a metric is undefined for it (surface
+  distances) it takes the worst value of that metric over all methods and pairs (`penalised`),
+  so it ranks last; dropping those pairs would favour the method that failed.
 
 ``--settings`` is the ``evaluation`` config section (``liverbench.evaluation.settings``, where
 its defaults live): ``reference_method``, ``bootstrap_samples``, ``method_labels`` ({id:
@@ -128,21 +133,33 @@ def load_metrics(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list
         raise ValueError("no metric files given")
     frame = pd.concat(frames, ignore_index=True)
     numeric = [c for c in (*COLUMNS, *TRUTH_COLUMNS) if c in frame.columns
-               and c not in ("method", "pair", "moving", "fixed", "status", "device")]
+               and c not in ("method", "pair", "moving", "fixed", "status", "device", "reason")]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
     return frame, methods
 
 
 def scored(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a prediction (status ok or empty): the rows that enter means."""
+    """Rows with a prediction (status ok, empty or failed): the rows that enter means."""
     return frame[frame["status"] != "missing"]
+
+
+def penalised(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """The metric of the scored rows, an empty or failed prediction's undefined value (NaN)
+    replaced by the worst value of the metric over all rows: for the paired tests, where a
+    pair must not drop out because a method produced nothing. Higher is worse for every
+    metric with undefined values (distances, errors); DSC is defined (0) for them."""
+    rows = scored(frame)
+    values = rows[metric].astype(float)
+    undefined = rows["status"].isin(("empty", "failed")) & values.isna()
+    worst = values.max()
+    return values.where(~undefined, worst)
 
 
 # ----------------------------------------------------------------------------- numbers
 
 
 def counts(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
-    """Per method: n_pairs, n_ok, n_empty, n_missing."""
+    """Per method: n_pairs, n_ok, n_empty, n_failed, n_missing."""
     table = (
         frame.groupby("method")["status"].value_counts().unstack(fill_value=0)
         .reindex(index=list(methods), columns=list(STATUSES), fill_value=0)
@@ -179,11 +196,11 @@ def extended_values(
     n_boot: int,
 ) -> pd.DataFrame:
     """Long table, one row per (method, metric): summary, bootstrap CI, Wilcoxon vs reference
-    (on the pairs both have status ok), Holm-adjusted within each metric."""
+    (on every pair both were scored on, `penalised`), Holm-adjusted within each metric."""
     n = counts(frame, methods)
-    ok = frame[frame["status"] == "ok"]
     rows = []
     for metric in present(EXTENDED_METRICS, frame):
+        ok = scored(frame)[["method", "pair"]].assign(**{metric: penalised(frame, metric)})
         for method in methods:
             values = scored(frame[frame["method"] == method])[metric]
             row: dict[str, Any] = {"metric": metric, "method": method, **summarize(values)}
@@ -269,6 +286,13 @@ def _notes_for_counts(n: pd.DataFrame, labels: dict[str, str], frame: pd.DataFra
                 f"{name}: {row['n_empty']} empty prediction(s), counted in DSC/FNR/FPR "
                 f"(DSC 0); surface distances use the {row['n_ok']} non-empty ones."
             )
+        if row["n_failed"]:
+            failed = frame[(frame["method"] == method) & (frame["status"] == "failed")]
+            reasons = "; ".join(f"{r.pair}: {r.reason}" for r in failed.itertuples())
+            notes.append(
+                f"{name}: {row['n_failed']} of {row['n_pairs']} pairs failed (in the missing "
+                f"column), scored as empty predictions (DSC 0) — {reasons}"
+            )
     pair_sets = {m: frozenset(g["pair"]) for m, g in frame.groupby("method")}
     if len(set(pair_sets.values())) > 1:
         notes.append("The methods were not scored on the same set of pairs.")
@@ -293,8 +317,8 @@ def table1(
         cells += [fmt_seconds(v["runtime_method_mean"], v["runtime_method_std"]),
                   fmt_seconds(v["runtime_total_mean"], v["runtime_total_std"])]
         name = label_of(v["method"], labels)
-        display_rows.append([name, *cells, int(v["n_pairs"]), int(v["n_missing"]),
-                             int(v["n_empty"])])
+        display_rows.append([name, *cells, int(v["n_pairs"]),
+                             int(v["n_missing"] + v["n_failed"]), int(v["n_empty"])])
         csv_rows.append({"source": source, "label": name, **dict(zip(shown, cells)),
                          **v.to_dict()})
     ours = Block(
@@ -329,7 +353,7 @@ def table1(
     else:
         ours.notes.append("The paper's rows are not shown: no paper_table1 in the config.")
     table = pd.DataFrame(csv_rows)
-    count_columns = ["n_pairs", "n_ok", "n_empty", "n_missing"]
+    count_columns = ["n_pairs", "n_ok", "n_empty", "n_failed", "n_missing"]
     table[count_columns] = table[count_columns].astype("Int64")
     first = ["source", "method", "label", *shown, *count_columns]
     return table[first + [c for c in table.columns if c not in first]], blocks
@@ -347,7 +371,7 @@ def extended_blocks(
     n = counts(frame, methods)
     count_frame = pd.DataFrame(
         [[label_of(m, labels), *n.loc[m].tolist()] for m in methods],
-        columns=["Method", "pairs", "ok", "empty", "missing"],
+        columns=["Method", "pairs", "ok", "empty", "failed", "missing"],
     )
     notes = [CONVENTION_NOTE, *_notes_for_counts(n, labels, frame),
              *([TRE_NOTE] if "tre_mean_mm" in frame.columns else []),
@@ -356,8 +380,9 @@ def extended_blocks(
     if reference:
         notes.append(
             f"p: two-sided paired Wilcoxon signed-rank test against {label_of(reference, labels)}"
-            " on the pairs where both predictions are non-empty (n paired); Holm-corrected "
-            "over the methods within each metric."
+            " on every pair both were scored on (n paired); an empty or failed prediction keeps"
+            " DSC 0 and takes the worst observed value of a distance, so it ranks last; "
+            "Holm-corrected over the methods within each metric."
         )
     else:
         wanted = config["reference_method"]
