@@ -180,3 +180,58 @@ def test_evaluate_files_empty_prediction(tmp_path):
     gt_path = _write(gt, tmp_path / "g.nii.gz")
     r = evaluate_files(_write(np.zeros_like(gt), tmp_path / "p.nii.gz"), gt_path)
     assert r["dsc"] == 0.0 and np.isnan(r["msd"])
+
+
+def _blob(shape, seed: int) -> np.ndarray:
+    """A random smooth, organ-like shape: thresholded smoothed noise, largest component."""
+    noise = ndimage.gaussian_filter(np.random.default_rng(seed).normal(size=shape), 3.0)
+    labels, _ = ndimage.label(noise > np.percentile(noise, 75))
+    return labels == np.bincount(labels.ravel())[1:].argmax() + 1
+
+
+def _itk(mask: np.ndarray, spacing_zyx) -> sitk.Image:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))
+    return image
+
+
+def _itk_surface_distances(pred, gt, spacing_zyx) -> np.ndarray:
+    """Pooled symmetric surface distances with ITK's Maurer distance map (another algorithm
+    than the scipy EDT the metrics use), on the metrics' own surface convention."""
+    pooled = []
+    for source, target in ((pred, gt), (gt, pred)):
+        distance = sitk.SignedMaurerDistanceMap(
+            _itk(surface(target), spacing_zyx), insideIsPositive=False, squaredDistance=False,
+            useImageSpacing=True)
+        # the map is signed about the surface voxels' own boundary: |d| + 0 at the voxels
+        values = np.abs(sitk.GetArrayViewFromImage(distance))[surface(source)]
+        on_target = surface(target)[surface(source)]
+        pooled.append(np.where(on_target, 0.0, values))
+    return np.concatenate(pooled)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_agree_with_simpleitk_on_random_anisotropic_shapes(seed):
+    """DSC against ITK's label overlap, MSD against ITK's Hausdorff distance (over the voxel
+    sets: equal to the surface one up to a voxel), ASSD and HD95 against distances from ITK's
+    Maurer distance map; spacing (z, y, x) = (3.0, 0.8, 1.7) mm, so an axis mix-up shows."""
+    spacing = (3.0, 0.8, 1.7)
+    pred, gt = _blob((24, 40, 32), seed), _blob((24, 40, 32), seed + 100)
+    ours = evaluate(pred, gt, spacing)
+    overlap = sitk.LabelOverlapMeasuresImageFilter()
+    overlap.Execute(_itk(gt, spacing), _itk(pred, spacing))
+    assert ours["dsc"] == pytest.approx(overlap.GetDiceCoefficient(), abs=1e-9)
+    hausdorff = sitk.HausdorffDistanceImageFilter()
+    hausdorff.Execute(_itk(gt, spacing), _itk(pred, spacing))
+    assert ours["msd"] == pytest.approx(hausdorff.GetHausdorffDistance(), abs=max(spacing))
+    pooled = _itk_surface_distances(pred, gt, spacing)
+    assert ours["assd"] == pytest.approx(pooled.mean(), rel=1e-3)
+    assert ours["hd95"] == pytest.approx(np.percentile(pooled, 95), rel=1e-3)
+    assert ours["msd"] == pytest.approx(pooled.max(), rel=1e-3)
+    # the check can fail: a shape moved 3 slices along z, scored with the spacing in the
+    # wrong order, is off the reference by far more than the tolerance
+    moved = np.roll(pred, 3, axis=0)
+    reference = _itk_surface_distances(moved, pred, spacing).max()
+    assert evaluate(moved, pred, spacing)["msd"] == pytest.approx(reference, rel=1e-3)
+    swapped = evaluate(moved, pred, tuple(reversed(spacing)))["msd"]
+    assert abs(swapped - reference) > 0.2 * reference
