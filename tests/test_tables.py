@@ -77,6 +77,7 @@ def metric_files(tmp_path):
 
 
 CONFIG = {"reference_method": "regsegnet", "seed": 7, "bootstrap_samples": 500,
+          "tested_methods": ["elastix_cnn", "identity"],
           "experiment": "unit", "paper_table1": PAPER,
           "method_labels": {"regsegnet": "RegSegNet", "elastix_cnn": "Elastix + CNN"}}
 
@@ -354,3 +355,17 @@ def test_failed_and_empty_pairs_stay_in_the_paired_tests_ranked_worst(tmp_path):
     assert table.loc["elastix_cnn", "n_failed"] == 1
     md = (tmp_path / "out" / "table1.md").read_text()
     assert "1 of 8 pairs failed" in md and "elastix did not converge" in md
+
+
+def test_the_holm_family_is_the_tested_methods_only(metric_files, tmp_path):
+    """By default identity (a bound) is shown without a test, so the Holm correction of
+    elastix_cnn's p is over one comparison: its p_holm equals its p."""
+    paths, _ = metric_files
+    config = {k: v for k, v in CONFIG.items() if k != "tested_methods"}
+    write_tables(paths, config, tmp_path / "out")
+    ext = pd.read_csv(tmp_path / "out" / "table_extended.csv").set_index(["method", "metric"])
+    assert np.isnan(ext.loc[("identity", "dsc"), "p_value"])
+    assert ext.loc[("elastix_cnn", "dsc"), "p_holm"] == pytest.approx(
+        ext.loc[("elastix_cnn", "dsc"), "p_value"])
+    md = (tmp_path / "out" / "table_extended.md").read_text()
+    assert "not tested" in md and "Shown without a test (bounds, ablations): identity" in md

@@ -16,6 +16,10 @@ from liverbench.settings import SettingsBase
 @dataclass(frozen=True)
 class Settings(SettingsBase):
     reference_method: str = "regsegnet"  # paired tests are against this method
+    # The Holm family: the methods tested against the reference. The paper's Table 1
+    # competitors and nnU-Net on the nCECT; the bounds (identity, rigid) and the reference's
+    # own ablations are shown without a test, so they do not dilute the correction.
+    tested_methods: tuple[str, ...] = ("elastix_cnn", "deepmedic", "nnunet_ncect")
     bootstrap_samples: int = 2000  # resamples of the 95% CI of the mean
     method_labels: dict[str, str] = field(default_factory=dict)  # {method id: display name}
     # The paper's rows: {citation, label?, rows: [{method, dsc, fnr, fpr, msd, runtime}]},
@@ -25,5 +29,7 @@ class Settings(SettingsBase):
     def validate(self) -> None:
         self.check(bool(self.reference_method), "reference_method", "must name a method")
         self.check(self.bootstrap_samples >= 0, "bootstrap_samples", "must be >= 0")
+        self.check(all(isinstance(m, str) and m for m in self.tested_methods),
+                   "tested_methods", "must be a list of method ids")
         self.check(isinstance(self.method_labels, dict), "method_labels",
                    "must be a mapping {method id: label}")

@@ -194,9 +194,11 @@ def extended_values(
     reference: str | None,
     seed: int,
     n_boot: int,
+    tested: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Long table, one row per (method, metric): summary, bootstrap CI, Wilcoxon vs reference
-    (on every pair both were scored on, `penalised`), Holm-adjusted within each metric."""
+    for the `tested` methods (on every pair both were scored on, `penalised`), Holm-adjusted
+    within each metric over those tests."""
     n = counts(frame, methods)
     rows = []
     for metric in present(EXTENDED_METRICS, frame):
@@ -209,7 +211,7 @@ def extended_values(
             )
             row.update(reference=reference or "", n_paired=np.nan, statistic=np.nan,
                        p_value=np.nan)
-            if reference and method != reference:
+            if reference and method != reference and method in tested:
                 both = pd.merge(
                     ok.loc[ok["method"] == method, ["pair", metric]],
                     ok.loc[ok["method"] == reference, ["pair", metric]],
@@ -382,8 +384,16 @@ def extended_blocks(
             f"p: two-sided paired Wilcoxon signed-rank test against {label_of(reference, labels)}"
             " on every pair both were scored on (n paired); an empty or failed prediction keeps"
             " DSC 0 and takes the worst observed value of a distance, so it ranks last; "
-            "Holm-corrected over the methods within each metric."
+            "Holm-corrected within each metric over the methods tested."
         )
+        tested = [label_of(m, labels) for m in methods
+                  if m in config["tested_methods"] and m != reference]
+        untested = [label_of(m, labels) for m in methods
+                    if m not in config["tested_methods"] and m != reference]
+        notes.append("Tested (the Holm family, evaluation.tested_methods): "
+                     f"{', '.join(tested) or 'none'}."
+                     + (f" Shown without a test (bounds, ablations): {', '.join(untested)}."
+                        if untested else ""))
     else:
         wanted = config["reference_method"]
         notes.append(f"Paired tests skipped: the reference method {wanted!r} is not among the "
@@ -403,7 +413,7 @@ def extended_blocks(
                 f"{r['median']:.{digits}f} [{r['q1']:.{digits}f}, {r['q3']:.{digits}f}]",
                 DASH if not np.isfinite(r["ci_low"]) else
                 f"[{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]",
-                "reference" if is_ref else (DASH if not np.isfinite(r["n_paired"])
+                "reference" if is_ref else ("not tested" if not np.isfinite(r["n_paired"])
                                             else int(r["n_paired"])),
                 "" if is_ref else fmt_p(r["p_value"]),
                 "" if is_ref else fmt_p(r["p_holm"]),
@@ -450,7 +460,8 @@ def write_tables(
     write_text(to_latex(t1_blocks), paths["table1.tex"])
     write_text(to_html(t1_blocks, heading), paths["table1.html"])
 
-    ext_values = extended_values(frame, methods, reference, seed, n_boot)
+    ext_values = extended_values(frame, methods, reference, seed, n_boot,
+                                 config["tested_methods"])
     ext_blocks = extended_blocks(ext_values, methods, config, frame, reference)
     heading = "Extended table: all metrics, robust summaries and paired tests"
     for ext in ("csv", "md", "html"):
