@@ -42,8 +42,9 @@ def _train(args: argparse.Namespace) -> None:
         resume=not args.no_resume, progress=not args.no_progress,
     )
     print(
-        f"model {result.model_path}: best epoch {result.best_epoch}, validation Dice "
-        f"{result.best_val_dice:.4f}; {result.epochs_run} epoch(s) in {result.seconds:.1f} s"
+        f"model {result.model_path}: epoch {result.kept_epoch} ({settings.model_selection}), "
+        f"validation Dice {result.kept_val_dice:.4f}; {result.epochs_run} epoch(s) in "
+        f"{result.seconds:.1f} s"
     )
 
 

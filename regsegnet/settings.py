@@ -23,6 +23,7 @@ __all__ = ["ANNOTATION", "BASE_MODEL", "Augmentation", "LossWeights", "Settings"
 
 ANNOTATION = "annotation"
 BASE_MODEL = "regsegnet"
+SELECTIONS = ("last", "best_validation")
 GRID_KEYS = ("mi", "dice", "bending")  # the weights a loss_grid entry may set
 PREDICTION_KEYS = ("device", "moving_mask")  # all a prediction reads from the section
 NOT_TRAINING = ("loss_grid", "moving_mask")  # read by the workflow or at prediction only
@@ -92,6 +93,10 @@ class Settings(SettingsBase):
     epochs: int = 4
     iterations: int = 60  # per cascade per epoch
     batch_size: int = 1
+    # Which epoch's weights model.pt keeps: `last` (as nnU-Net and DeepMedic keep theirs, so
+    # every trained method follows one rule) or `best_validation` (best validation Dice with
+    # all cascades; with the demo's 2 validation pairs that choice is mostly noise).
+    model_selection: str = "last"
     augmentation: Augmentation = field(default_factory=Augmentation)  # training pairs only
     seed: int = 0  # config resolution puts the top-level seed here when the config says null
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -122,6 +127,8 @@ class Settings(SettingsBase):
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
         self.check(self.iterations >= 1, "iterations", "must be >= 1")
         self.check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        self.check(self.model_selection in SELECTIONS, "model_selection",
+                   f"must be one of {SELECTIONS}, got {self.model_selection!r}")
         self.check(isinstance(self.seed, int), "seed", "must be an integer")
         self.check(self.gpu >= 0, "gpu", "must be >= 0")
         self.check(bool(self.moving_mask), "moving_mask", "must be 'annotation' or a method name")
@@ -149,7 +156,7 @@ class Settings(SettingsBase):
         """What a resumed training must share with its checkpoint: all but the schedule length
         and where it runs (a run may be extended by more epochs, or moved to another device)."""
         data = self.to_dict()
-        for key in ("epochs", "device", "gpu", "loss_grid", "moving_mask"):
+        for key in ("epochs", "device", "gpu", "loss_grid", "moving_mask", "model_selection"):
             data.pop(key)
         return data
 

@@ -203,8 +203,8 @@ class Trainer:
 class TrainingResult:
     model_path: Path
     losses_path: Path
-    best_epoch: int
-    best_val_dice: float
+    kept_epoch: int  # the epoch model.pt holds (Settings.model_selection)
+    kept_val_dice: float
     epochs_run: int  # by this call (fewer than `epochs` after a resume)
     seconds: float
 
@@ -265,11 +265,15 @@ def train(
         best = trainer.best["val_dice"]
         log(f"epoch {trainer.epoch}: validation Dice {val_dice:.4f} (best {best:.4f})")
     assert trainer.best is not None
+    kept = trainer.best if settings.model_selection == "best_validation" else {
+        "epoch": trainer.epoch, "val_dice": trainer.history[-1]["val_dice"],
+        "state_dict": {k: v.detach().clone().cpu() for k, v in trainer.model.state_dict().items()},
+    }
     model_path = out_dir / MODEL_NAME
     checkpoint.save(
         checkpoint.model_payload(
-            trainer.model, settings, train_pairs[0].shape, trainer.best["state_dict"],
-            epoch=trainer.best["epoch"], val_dice=trainer.best["val_dice"],
+            trainer.model, settings, train_pairs[0].shape, kept["state_dict"],
+            epoch=kept["epoch"], val_dice=kept["val_dice"],
         ),
         model_path,
     )
@@ -280,13 +284,15 @@ def train(
             "settings": settings.to_dict(), "device": str(device),
             "threads": torch.get_num_threads(),
             "train_pairs": [p.name for p in train_pairs], "val_pairs": [p.name for p in val_pairs],
+            "model_selection": settings.model_selection, "kept_epoch": kept["epoch"],
+            "kept_val_dice": kept["val_dice"],
             "best_epoch": trainer.best["epoch"], "best_val_dice": trainer.best["val_dice"],
             "epochs_this_call": trainer.epoch - first_epoch, "seconds_this_call": seconds,
         },
         out_dir / SUMMARY_NAME,
     )
     return TrainingResult(
-        model_path=model_path, losses_path=out_dir / LOSSES_NAME, best_epoch=trainer.best["epoch"],
-        best_val_dice=trainer.best["val_dice"], epochs_run=trainer.epoch - first_epoch,
+        model_path=model_path, losses_path=out_dir / LOSSES_NAME, kept_epoch=kept["epoch"],
+        kept_val_dice=kept["val_dice"], epochs_run=trainer.epoch - first_epoch,
         seconds=seconds,
     )

@@ -179,6 +179,7 @@ def test_resumed_training_equals_uninterrupted(pairs_dir, tmp_path):
     straight = train(settings_2, folders, val, tmp_path / "straight", progress=False,
                      log=lambda m: None)
     assert straight.epochs_run == 2
+    assert straight.kept_epoch == 2  # model_selection: last, the rule of every trained method
     a = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
