@@ -85,6 +85,7 @@ rule tables:
         metrics=METRIC_FILES,
     output:
         table1_csv=LAYOUT.table("table1", "csv"),
+        table1_paper=LAYOUT.table("table1_paper", "csv"),  # the paper's printed rows, apart
         table1_md=LAYOUT.table("table1", "md"),
         table1_tex=LAYOUT.table("table1", "tex"),
         table1_html=report(
