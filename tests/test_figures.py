@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from liverbench.data.io import ImageError
+from liverbench.evaluation.agreement import limits_of_agreement, lsf_bland_altman
 from liverbench.evaluation.evaluate import COLUMNS
 from liverbench.evaluation.figures import (
     BOX_METRICS,
@@ -72,7 +73,8 @@ def test_summary_cli_and_box_count(tmp_path):
     labels = {"regsegnet": "RegSegNet"}
     assert main(["summary", "--metrics", *map(str, paths), "--out-dir", str(tmp_path / "f"),
                  "--labels-json", json.dumps(labels)]) == 0
-    for name in ("metrics_boxplot.png", "runtime.png", "accuracy_runtime.png"):
+    for name in ("metrics_boxplot.png", "runtime.png", "accuracy_runtime.png",
+                 "lsf_bland_altman.png"):
         assert_png(tmp_path / "f" / name)
     from liverbench.evaluation.tables import load_metrics
 
@@ -118,12 +120,20 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert "--labels-json" in capsys.readouterr().err
 
 
-def test_overlay_legend_lists_methods():
+def test_overlay_has_one_panel_column_per_method_with_its_contour():
     liver, ct = phantom()
     gt = image(liver, np.uint8)
-    figure = overlay_figure(image(ct, np.int16), gt, {"a": gt, "b": None})
-    texts = [t.get_text() for t in figure.legends[0].get_texts()]
-    assert texts == ["ground truth", "a", "b (missing)"]
+    shifted = image(np.roll(liver, 4, axis=2), np.uint8)
+    figure = overlay_figure(image(ct, np.int16), gt, {"a": gt, "b": shifted, "c": None})
+    axes = np.array(figure.axes).reshape(2, 3)
+    assert [ax.get_title() for ax in axes[0]] == ["a", "b", "c (missing)"]
+    # every panel shows the image; a predicted panel adds its own contour to the GT's
+    for row in axes:
+        assert all(ax.images and ax.images[0].get_array().std() > 0.01 for ax in row)
+        assert len(row[1].collections) == 2 and len(row[2].collections) == 1
+    a_path = axes[0][0].collections[-1].get_paths()[0].vertices
+    b_path = axes[0][1].collections[-1].get_paths()[0].vertices
+    assert abs(b_path[:, 0].mean() - a_path[:, 0].mean()) > 2  # the shift shows
 
 
 def test_checkerboard(tmp_path):
@@ -239,3 +249,22 @@ def test_displacement_needs_centroid_columns(tmp_path, capsys):
     assert main(["displacement", "--metrics", str(paths[0]), "--baseline", str(paths[1]),
                  "--out", str(tmp_path / "d.png"), "--csv", str(tmp_path / "d.csv")]) == 2
     assert "no liver-centroid columns" in capsys.readouterr().err
+
+
+def test_bland_altman_shows_each_methods_bias_and_limits():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(3, 15, 8)
+    frame = pd.DataFrame({
+        "method": ["exact"] * 8 + ["biased"] * 8,
+        "lsf_gt": np.concatenate([truth, truth]),
+        "lsf_pred": np.concatenate([truth + rng.normal(0, 0.1, 8),
+                                    truth + 2.0 + rng.normal(0, 0.5, 8)]),
+    })
+    figure = lsf_bland_altman(frame, ["exact", "biased"])
+    exact, biased = figure.axes[:2]
+    assert len(exact.collections[0].get_offsets()) == 8  # one point per pair
+    bias = {ax: ax.get_legend().get_texts()[0].get_text() for ax in (exact, biased)}
+    assert bias[exact].startswith("bias +0.0") or bias[exact].startswith("bias -0.0")
+    assert bias[biased].startswith("bias +2") or bias[biased].startswith("bias +1.9")
+    bias_value, low, high = limits_of_agreement(frame.lsf_pred[8:] - frame.lsf_gt[8:])
+    assert low < bias_value < high and high - low < 4

@@ -47,6 +47,7 @@ from liverbench.data.io import (  # noqa: E402
 )
 from liverbench.errors import InputError  # noqa: E402
 from liverbench.evaluation import displacement  # noqa: E402
+from liverbench.evaluation.agreement import lsf_bland_altman  # noqa: E402
 
 BOX_METRICS = ("dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error")
 AXIS_LABELS = {
@@ -195,6 +196,8 @@ def write_summary_figures(
         save_figure(metric_boxplots(frame, methods, labels=labels), out / "metrics_boxplot.png"),
         save_figure(runtime_plot(frame, methods, labels), out / "runtime.png"),
         save_figure(accuracy_runtime_plot(frame, methods, labels), out / "accuracy_runtime.png"),
+        save_figure(lsf_bland_altman(frame, methods, labels, palette(methods)),
+                    out / "lsf_bland_altman.png"),
     ]
 
 
@@ -225,8 +228,10 @@ def overlay_figure(
     labels: Mapping[str, str] | None = None,
     window: tuple[float, float] | None = CT_WINDOW,
 ) -> Figure:
-    """nCECT axial and coronal slices through the GT liver centroid, with the GT contour and
-    every method's contour (None: the method has no prediction for this pair)."""
+    """Small multiples: one column per method (axial above, coronal below, through the GT
+    liver centroid), each with the dashed GT contour and that method's contour alone. Seven
+    near-identical contours on one slice hid each other and the GT; one panel per method lets
+    a reader compare each with the truth. A method without a prediction says so."""
     image, spacing = _oriented(ncect)
     truth, _ = _oriented(gt)
     if not truth.any():
@@ -234,35 +239,34 @@ def overlay_figure(
     z, y, _ = (int(round(c)) for c in ndimage.center_of_mass(truth))
     methods = list(predictions)
     colours = palette(methods)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 5))
+    names = _labels(methods, labels)
+    columns = max(1, len(methods))
+    figure, axes = plt.subplots(2, columns, figsize=(2.3 * columns + 0.4, 5.0), squeeze=False)
     aspects = (spacing[1] / spacing[2], spacing[0] / spacing[2])
-    views = ("axial", "coronal")
-    image_slices = _slices(_window(image, window), z, y)
-    handles = [Line2D([], [], color="white", lw=2, ls="--", label="ground truth")]
-    for ax, view, picture, aspect in zip(axes, views, image_slices, aspects):
-        ax.imshow(picture, cmap="gray", vmin=0, vmax=1, aspect=aspect,
-                  origin="upper" if view == "axial" else "lower", interpolation="nearest")
-        ax.set_title(view)
-        ax.axis("off")
-    for ax, mask_slice in zip(axes, _slices(truth, z, y)):
-        if mask_slice.any():
-            ax.contour(mask_slice, levels=[0.5], colors=["white"], linewidths=1.6,
-                       linestyles="--")
-    for method, name in zip(methods, _labels(methods, labels)):
+    pictures = _slices(_window(image, window), z, y)
+    truth_slices = _slices(truth, z, y)
+    for column, (method, name) in enumerate(zip(methods, names)):
         prediction = predictions[method]
-        if prediction is None:
-            handles.append(Line2D([], [], color=colours[method], lw=2,
-                                  label=f"{name} (missing)", alpha=0.4))
-            continue
-        mask, _ = _oriented(prediction)
-        for ax, mask_slice in zip(axes, _slices(mask, z, y)):
-            if mask_slice.any():
-                ax.contour(mask_slice, levels=[0.5], colors=[colours[method]], linewidths=1.2)
-        handles.append(Line2D([], [], color=colours[method], lw=2, label=name))
-    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4),
-                  facecolor="0.3", labelcolor="white", fontsize="small")
+        masks = _slices(_oriented(prediction)[0], z, y) if prediction is not None else None
+        for row, view in enumerate(("axial", "coronal")):
+            ax = axes[row][column]
+            ax.imshow(pictures[row], cmap="gray", vmin=0, vmax=1, aspect=aspects[row],
+                      origin="upper" if view == "axial" else "lower", interpolation="nearest")
+            ax.axis("off")
+            if truth_slices[row].any():
+                ax.contour(truth_slices[row], levels=[0.5], colors=["white"], linewidths=1.2,
+                           linestyles="--")
+            if masks is not None and masks[row].any():
+                ax.contour(masks[row], levels=[0.5], colors=[colours[method]], linewidths=1.4)
+            if row == 0:
+                ax.set_title(name if prediction is not None else f"{name} (missing)",
+                             fontsize="small", color="black" if prediction is not None
+                             else "0.5")
+    handles = [Line2D([], [], color="black", lw=1.2, ls="--", label="ground truth"),
+               Line2D([], [], color="0.4", lw=1.4, label="method (its colour)")]
+    figure.legend(handles=handles, loc="lower center", ncol=2, fontsize="small")
     figure.suptitle(title or "nCECT with liver contours")
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     return figure
 
 

@@ -143,6 +143,12 @@ rule figures_summary:
             category="3. Figures",
             subcategory="Metrics and runtime",
         ),
+        lsf=report(
+            LAYOUT.figure("lsf_bland_altman"),
+            caption="../report/lsf_bland_altman.rst",
+            category="3. Figures",
+            subcategory="Lung shunt fraction",
+        ),
     params:
         labels=LABELS_JSON,
         out=lambda wildcards, output: os.path.dirname(output.boxplot),
