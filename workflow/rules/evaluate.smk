@@ -53,7 +53,12 @@ rule metrics:
             else []
         ),
     output:
-        LAYOUT.metrics("{method}"),
+        report(
+            LAYOUT.metrics("{method}"),
+            caption="../report/metrics_per_case.rst",
+            category="4. Per-case metrics",
+            labels={"method": "{method}"},
+        ),
     params:
         pairs=TEST_PAIRS,
         lsf=lambda wildcards, input: (
