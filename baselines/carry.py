@@ -1,15 +1,39 @@
-"""What the two lower bounds share: the original CECT liver carried onto the original nCECT
-by one given transform, in one resampling (linear, then >= 0.5), timed, with the transform
-written as the method's mapping. identity gives the identity (scanner geometry), rigid the
-pair's pre-alignment."""
+"""Carrying a CECT liver mask onto the original nCECT through a transform, in one resampling
+(linear, then >= 0.5), timed.
+
+- `carry_liver`: what the two lower bounds share; identity gives the identity (scanner
+  geometry), rigid the pair's pre-alignment, and the transform is written as their mapping.
+- `python -m baselines.carry`: the mask source as a design factor (docs/evaluation.md). A
+  registration method computes its final mapping once; this command carries ANOTHER CECT
+  liver through that same mapping (e.g. the nnU-Net CECT segmentation where the method
+  carried the annotation, or the annotation where Elastix + CNN carried nnU-Net's), so a
+  reader sees how much of a method's error is the CECT segmentation's:
+
+    python -m baselines.carry --method regsegnet_cnnmask --pairs P1__P1 ... \\
+        --cect-liver F... --ncect F... --mappings F... --source-runtimes F... \\
+        [--extra-runtimes F...] --predictions F... --runtimes F...
+
+  The runtime is the source method's plus, with `--extra-runtimes`, the segmentation that
+  made the carried mask (nnU-Net on the CECT); a pair the source method failed on fails
+  here too, with its reason.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
+
 import SimpleITK as sitk
 
+from liverbench.cli import aligned, command
 from liverbench.data.io import read_image, read_mask, read_transform, write_image, write_transform
 from liverbench.data.preprocess import resample_mask
-from liverbench.runtime import RuntimeRecord, Stopwatch
+from liverbench.errors import InputError
+from liverbench.runtime import FAILED, RuntimeRecord, Stopwatch, record_failure
+
+PROG = "python -m baselines.carry"
 
 
 def carry_liver(
@@ -28,3 +52,64 @@ def carry_liver(
         write_image(mask, prediction)
         write_transform(transform, mapping)
     RuntimeRecord(method, pair, work.seconds, total.seconds, threads=1).write(runtime)
+
+
+def _record(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: runtime record unreadable ({error})") from error
+
+
+def carry_through_mapping(
+    method: str, pair: str, liver_path: str, ncect_path: str, mapping_path: str,
+    source_runtime: str, extra_runtime: str | None, prediction: str, runtime: str,
+) -> None:
+    """`liver_path` (a CECT liver in CECT geometry) carried through the source method's final
+    mapping onto the original nCECT; the runtime record adds the mask's own segmentation."""
+    source = _record(source_runtime)
+    ncect = read_image(ncect_path)
+    if source.get("status") == FAILED:
+        record_failure(method, pair, f"the registration failed: {source.get('reason', '')}",
+                       ncect, prediction, runtime)
+        return
+    with Stopwatch() as carry:
+        mask = resample_mask(read_mask(liver_path), ncect, read_transform(mapping_path))
+        write_image(mask, prediction)
+    extra = _record(extra_runtime) if extra_runtime else {}
+    seconds = [source["seconds_method"], extra.get("seconds_method") or 0.0]
+    totals = [source["seconds_total"], extra.get("seconds_total") or 0.0, carry.seconds]
+    RuntimeRecord(method, pair, sum(seconds), sum(totals), device=source.get("device", "cpu"),
+                  threads=source.get("threads", 1), extra={
+                      "mapping_of": source.get("method"), "seconds_source": seconds[0],
+                      "seconds_mask_segmentation": seconds[1],
+                      "seconds_carry": round(carry.seconds, 3)}).write(runtime)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", required=True, help="the row's method id")
+    for name in ("pairs", "cect_liver", "ncect", "mappings", "source_runtimes", "predictions",
+                 "runtimes"):
+        parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", required=True)
+    parser.add_argument("--extra-runtimes", nargs="+", default=None,
+                        help="runtime records of the carried mask's segmentation, per pair")
+
+    def run(args: argparse.Namespace) -> None:
+        names = ["pairs", "cect_liver", "ncect", "mappings", "source_runtimes"]
+        rows = aligned(args, *names, *(["extra_runtimes"] if args.extra_runtimes else []),
+                       "predictions", "runtimes")
+        for row in rows:
+            pair, liver, ncect, mapping, source, *rest = row
+            extra = rest[0] if args.extra_runtimes else None
+            carry_through_mapping(args.method, pair, liver, ncect, mapping, source, extra,
+                                  *rest[-2:])
+        print(f"{args.method}: {len(rows)} pair(s) carried", flush=True)
+
+    parser.set_defaults(func=run)
+
+
+main = command(PROG, __doc__, configure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,6 +48,15 @@ class Method:
     training_curve: Callable[[Layout], str] | None = None  # loss CSV the report plots
     warped: bool = False  # writes Layout.warped(method, pair): registration checkerboards
     mapping: bool = False  # writes Layout.mapping(method, pair): scored against the true motion
+    # The mask source as a design factor: a row that carries another CECT liver through the
+    # final mapping of method `carries` (its mapping is that method's; mask_source.smk).
+    carries: str | None = None
+    cect_mask: str = "annotation"  # the CECT liver the row carries: annotation | nnunet
+
+    @property
+    def mapping_owner(self) -> str:
+        """The method whose mapping file this row's registration error is scored on."""
+        return self.carries or self.id
 
     def outputs(self, layout: Layout, pair: str) -> tuple[str, str]:
         """The per-pair contract: the liver mask in original nCECT geometry, its runtime."""
@@ -63,11 +72,27 @@ BUILTIN = (
     Method("rigid", "Rigid pre-alignment", LOWER_BOUND, "rigid.smk", mapping=True),
     Method("regsegnet", "RegSegNet", REGISTRATION, "regsegnet.smk", _curve("regsegnet"), True,
            True),
-    Method("elastix_cnn", "Elastix + CNN", REGISTRATION, "elastix_cnn.smk", mapping=True),
+    Method("elastix_cnn", "Elastix + CNN", REGISTRATION, "elastix_cnn.smk", mapping=True,
+           cect_mask="nnunet"),
     Method("nnunet_ncect", "nnU-Net on nCECT", SEGMENTATION, "nnunet.smk",
            _curve("nnunet", "ncect_losses.csv")),
     Method("deepmedic", "Revised DeepMedic (ours)", SEGMENTATION, "deepmedic.smk",
            _curve("deepmedic")),
+)
+
+
+# Every registration method's mapping carries both CECT livers (docs/evaluation.md): the
+# annotation and nnU-Net's segmentation. Elastix + CNN (Luu et al.) carries nnU-Net's, so its
+# other row is `elastix`; the others carry the annotation, so theirs is `{id}_cnnmask`.
+MASK_SOURCE_ROWS = (
+    Method("identity_cnnmask", "Identity, nnU-Net CECT liver", LOWER_BOUND, "mask_source.smk",
+           mapping=True, carries="identity", cect_mask="nnunet"),
+    Method("rigid_cnnmask", "Rigid pre-alignment, nnU-Net CECT liver", LOWER_BOUND,
+           "mask_source.smk", mapping=True, carries="rigid", cect_mask="nnunet"),
+    Method("regsegnet_cnnmask", "RegSegNet, nnU-Net CECT liver", REGISTRATION,
+           "mask_source.smk", mapping=True, carries="regsegnet", cect_mask="nnunet"),
+    Method("elastix", "Elastix, annotated CECT liver", REGISTRATION, "mask_source.smk",
+           mapping=True, carries="elastix_cnn", cect_mask="annotation"),
 )
 
 
@@ -104,7 +129,8 @@ def custom_methods(config: Mapping[str, Any]) -> list[Method]:
 
 def registry(config: Mapping[str, Any]) -> dict[str, Method]:
     """Every method this config can run, by id, in a stable order."""
-    methods = list(BUILTIN) + regsegnet_variants(config.get("regsegnet") or {})
+    methods = (list(BUILTIN) + list(MASK_SOURCE_ROWS)
+               + regsegnet_variants(config.get("regsegnet") or {}))
     custom = custom_methods(config)
     clash = sorted({m.id for m in custom} & {m.id for m in methods})
     if clash:

@@ -29,6 +29,7 @@ bootstrap), ``experiment`` (shown in titles) and ``paper_citation``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -44,6 +45,7 @@ import pandas as pd
 from liverbench.cli import command
 from liverbench.data.io import write_text
 from liverbench.evaluation.evaluate import COLUMNS, STATUSES, write_csv
+from liverbench.evaluation.mask_source import mask_source_block, mask_source_values
 from liverbench.evaluation.registration_error import TRUTH_COLUMNS
 from liverbench.evaluation.render import (
     DASH,
@@ -476,12 +478,23 @@ def write_tables(
     write_csv(ext_values, paths["table_extended.csv"])
     write_text(to_markdown(ext_blocks, heading) + "\n", paths["table_extended.md"])
     write_text(to_html(ext_blocks, heading), paths["table_extended.html"])
+
+    sources = {m: s for m, s in (config.get("mask_sources") or {}).items() if m in methods}
+    values = mask_source_values(frame, sources)
+    block = mask_source_block(values)
+    heading = "Registration × CECT mask source"
+    for ext in ("csv", "md", "html"):
+        paths[f"table_mask_source.{ext}"] = out / f"table_mask_source.{ext}"
+    write_csv(values, paths["table_mask_source.csv"])
+    write_text(to_markdown([block], heading) + "\n", paths["table_mask_source.md"])
+    write_text(to_html([block], heading), paths["table_mask_source.html"])
     return paths
 
 
 def run(args: argparse.Namespace) -> None:
     settings = Settings.from_text(args.settings, section="evaluation")
-    config = {**settings.to_dict(), "experiment": args.experiment, "seed": args.seed}
+    config = {**settings.to_dict(), "experiment": args.experiment, "seed": args.seed,
+              "mask_sources": json.loads(args.mask_sources) if args.mask_sources else {}}
     paths = write_tables(args.metrics, config, args.out_dir)
     print("\n".join(str(p) for p in paths.values()))
 
@@ -498,6 +511,9 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="the evaluation config section: JSON, or a JSON/YAML file")
     parser.add_argument("--experiment", default="", help="experiment name (table titles)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--mask-sources", default="",
+                        help='JSON {method: {"registration": name, "mask": annotation|nnunet}}: '
+                        "the rows of the registration x mask source table")
     parser.add_argument("--out-dir", required=True)
     parser.set_defaults(func=run)
     return parser

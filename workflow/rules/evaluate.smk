@@ -11,6 +11,13 @@ WARPED_METHODS = [m.id for m in SELECTED if m.warped]
 # Methods that write their final mapping (scored against the cohort's true motion), and the
 # registration methods among them, whose displacement beyond `rigid` the report plots.
 MAPPED_METHODS = [m.id for m in SELECTED if m.mapping]
+MAPPING_OWNER = {m.id: m.mapping_owner for m in SELECTED}  # a mask-source row: its source's
+# The registration x CECT mask source table: every selected row with a mapping, by the
+# registration it carries through and the CECT liver it carries.
+MASK_SOURCES = json.dumps({
+    m.id: {"registration": LABELS.get(m.mapping_owner, m.mapping_owner), "mask": m.cect_mask}
+    for m in SELECTED if m.mapping
+}, sort_keys=True)
 DISPLACEMENT_METHODS = [
     m.id for m in SELECTED if m.mapping and m.family == method_registry.REGISTRATION
 ]
@@ -48,7 +55,7 @@ rule metrics:
         # the method's final mapping where it writes one
         truths=fixed_files(TRUTH_FILE) if HAS_TRUTH else [],
         mappings=lambda wildcards: (
-            [LAYOUT.mapping(wildcards.method, pair) for pair in TEST_PAIRS]
+            [LAYOUT.mapping(MAPPING_OWNER[wildcards.method], pair) for pair in TEST_PAIRS]
             if HAS_TRUTH and wildcards.method in MAPPED_METHODS
             else []
         ),
@@ -105,10 +112,18 @@ rule tables:
             caption="../report/table_extended.rst",
             category="2. Extended table",
         ),
+        mask_source_csv=LAYOUT.table("table_mask_source", "csv"),
+        mask_source_md=LAYOUT.table("table_mask_source", "md"),
+        mask_source_html=report(
+            LAYOUT.table("table_mask_source", "html"),
+            caption="../report/table_mask_source.rst",
+            category="1. Table 1",
+        ),
     params:
         settings=settings_json("evaluation"),
         experiment=config["experiment"],
         seed=SEED,
+        mask_sources=MASK_SOURCES,
         out=lambda wildcards, output: os.path.dirname(output.table1_csv),
     benchmark:
         LAYOUT.benchmark("report", "tables")
@@ -123,7 +138,8 @@ rule tables:
     shell:
         "python -m liverbench.evaluation.tables --metrics {input.metrics:q} "
         "--settings {params.settings:q} --experiment {params.experiment:q} "
-        "--seed {params.seed:q} --out-dir {params.out:q} > {log:q} 2>&1"
+        "--seed {params.seed:q} --mask-sources {params.mask_sources:q} "
+        "--out-dir {params.out:q} > {log:q} 2>&1"
 
 
 rule figures_summary:
