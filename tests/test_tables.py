@@ -372,3 +372,11 @@ def test_the_holm_family_is_the_tested_methods_only(metric_files, tmp_path):
         ext.loc[("elastix_cnn", "dsc"), "p_value"])
     md = (tmp_path / "out" / "table_extended.md").read_text()
     assert "not tested" in md and "Shown without a test (bounds, ablations): identity" in md
+
+
+def test_metrics_written_before_failures_were_recorded_still_load(metric_files, tmp_path):
+    paths, frames = metric_files
+    frames["identity"].drop(columns="reason").to_csv(paths[2], index=False)
+    write_tables(paths, CONFIG, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "table1.csv").set_index("method")
+    assert table.loc["identity", "n_failed"] == 0

@@ -118,6 +118,8 @@ def load_metrics(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list
     frames, methods = [], []
     for path in paths:
         frame = pd.read_csv(path, keep_default_na=True)
+        if "reason" not in frame.columns:  # written before failures were recorded: none failed
+            frame["reason"] = ""
         missing = [c for c in COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{path}: not a metrics CSV, lacks columns {', '.join(missing)}")
