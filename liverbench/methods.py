@@ -52,6 +52,7 @@ class Method:
     # final mapping of method `carries` (its mapping is that method's; mask_source.smk).
     carries: str | None = None
     cect_mask: str = "annotation"  # the CECT liver the row carries: annotation | nnunet
+    registration: str = ""  # the registration's name in the mask-source table (default: label)
 
     @property
     def mapping_owner(self) -> str:
@@ -73,7 +74,7 @@ BUILTIN = (
     Method("regsegnet", "RegSegNet", REGISTRATION, "regsegnet.smk", _curve("regsegnet"), True,
            True),
     Method("elastix_cnn", "Elastix + CNN", REGISTRATION, "elastix_cnn.smk", mapping=True,
-           cect_mask="nnunet"),
+           cect_mask="nnunet", registration="Elastix (Luu et al.)"),
     Method("nnunet_ncect", "nnU-Net on nCECT", SEGMENTATION, "nnunet.smk",
            _curve("nnunet", "ncect_losses.csv")),
     Method("deepmedic", "Revised DeepMedic (ours)", SEGMENTATION, "deepmedic.smk",

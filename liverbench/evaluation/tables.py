@@ -481,7 +481,8 @@ def write_tables(
     write_text(to_markdown(ext_blocks, heading) + "\n", paths["table_extended.md"])
     write_text(to_html(ext_blocks, heading), paths["table_extended.html"])
 
-    sources = {m: s for m, s in (config.get("mask_sources") or {}).items() if m in methods}
+    given = config.get("mask_sources") or {}
+    sources = {m: given[m] for m in methods if m in given}  # in table order
     values = mask_source_values(frame, sources)
     block = mask_source_block(values)
     heading = "Registration × CECT mask source"
