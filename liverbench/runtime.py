@@ -59,8 +59,10 @@ def default_threads() -> int:
 
 @dataclass
 class RuntimeRecord:
-    """One method call on one pair. `seconds_method` is the method's own work (e.g. the
-    network forward after warm-up, or elastix alone); `seconds_total` the whole call."""
+    """One method call on one pair. `seconds_method` is what the method counts as its own
+    work, `seconds_total` the whole call. What each method counts differs today (RegSegNet:
+    the network alone; Elastix + CNN: elastix, transformix and phase 1's two nnU-Net
+    predictions; workflow/report/runtime.rst): one scope for all is issue 12's."""
 
     method: str
     pair: str
