@@ -79,3 +79,20 @@ def test_mask_source_table_puts_both_masks_of_a_registration_side_by_side():
     table = block.frame.set_index("Registration")
     assert table.loc["Elastix", "annotated CECT liver"] == "0.97 ± 0.01"
     assert table.loc["Rigid", "nnU-Net CECT liver"] == "–"
+
+
+def test_table1_notes_say_which_cect_liver_each_row_carried(tmp_path):
+    from test_tables import CONFIG, method_frame
+
+    from liverbench.evaluation.tables import write_tables
+
+    paths = []
+    for name, seed in (("regsegnet", 1), ("elastix_cnn", 2)):
+        paths.append(tmp_path / f"{name}.csv")
+        method_frame(name, seed).to_csv(paths[-1], index=False)
+    sources = {"regsegnet": {"registration": "RegSegNet", "mask": "annotation"},
+               "elastix_cnn": {"registration": "Elastix", "mask": "nnunet"}}
+    write_tables(paths, {**CONFIG, "mask_sources": sources}, tmp_path / "out")
+    md = (tmp_path / "out" / "table1.md").read_text()
+    assert ("CECT liver carried: the annotated CECT liver by RegSegNet; nnU-Net's CECT "
+            "segmentation by Elastix + CNN.") in md

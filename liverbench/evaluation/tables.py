@@ -305,6 +305,21 @@ def _notes_for_counts(n: pd.DataFrame, labels: dict[str, str], frame: pd.DataFra
     return notes
 
 
+def _mask_note(methods: Sequence[str], config: dict[str, Any],
+               labels: dict[str, str]) -> list[str]:
+    """Which CECT liver each registration row carried (the mask source, a design factor)."""
+    sources = config.get("mask_sources") or {}
+    by_mask: dict[str, list[str]] = {}
+    for method in methods:
+        if method in sources:
+            by_mask.setdefault(sources[method]["mask"], []).append(label_of(method, labels))
+    names = {"annotation": "the annotated CECT liver", "nnunet": "nnU-Net's CECT segmentation"}
+    if not by_mask:
+        return []
+    return ["CECT liver carried: " + "; ".join(
+        f"{names.get(mask, mask)} by {', '.join(rows)}" for mask, rows in by_mask.items()) + "."]
+
+
 def table1(
     frame: pd.DataFrame, methods: Sequence[str], config: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[Block]]:
@@ -333,6 +348,7 @@ def table1(
         else "This benchmark",
         frame=pd.DataFrame(display_rows, columns=header),
         notes=[CONVENTION_NOTE, *([TRE_NOTE] if "tre_mean_mm" in metrics else []),
+               *_mask_note(methods, config, labels),
                *_notes_for_counts(counts(frame, methods), labels, frame)],
     )
     blocks = [ours]
