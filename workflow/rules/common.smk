@@ -32,6 +32,7 @@ LAYOUT = Layout(EXP)
 SEED = config["seed"]
 COHORT = config["cohort"]
 PHANTOM = COHORT["source"] == "phantom"
+REGISTRY = method_registry.registry(config)  # every method this config can run, by id
 SELECTED = method_registry.selected(config)  # Method objects, in table order
 METHODS = [method.id for method in SELECTED]
 

@@ -14,11 +14,10 @@ MAPPED_METHODS = [m.id for m in SELECTED if m.mapping]
 MAPPING_OWNER = {m.id: m.mapping_owner for m in SELECTED}  # a mask-source row: its source's
 # The registration x CECT mask source table: every selected row with a mapping, by the
 # registration it carries through and the CECT liver it carries.
-_REGISTRY = method_registry.registry(config)
 MASK_SOURCES = json.dumps({
     m.id: {
-        "registration": _REGISTRY[m.mapping_owner].registration
-        or LABELS.get(m.mapping_owner, _REGISTRY[m.mapping_owner].label),
+        "registration": REGISTRY[m.mapping_owner].registration
+        or LABELS.get(m.mapping_owner, REGISTRY[m.mapping_owner].label),
         "mask": m.cect_mask,
     }
     for m in SELECTED if m.mapping

@@ -1,40 +1,33 @@
 # The mask source as a design factor (docs/evaluation.md): a registration method's final
 # mapping, computed once, carries the OTHER CECT liver too. Rows `{id}_cnnmask` carry
-# nnU-Net's CECT segmentation (Elastix + CNN's phase 1) where the method carried the
-# annotation; row `elastix` carries the annotation through Elastix + CNN's mapping. One
-# resampling of the original CECT mask onto the original nCECT, like every method's.
-# The runtime is the source method's, plus nnU-Net's CECT segmentation where it is carried.
+# nnU-Net's CECT segmentation (Elastix + CNN's phase 1, elastix_cnn.smk) where the method
+# carried the annotation; row `elastix` carries the annotation through Elastix + CNN's
+# mapping. One resampling of the original CECT mask onto the original nCECT, like every
+# method's. The runtime is the source method's, plus nnU-Net's CECT segmentation where it is
+# carried.
 
-MASK_SOURCE_ROWS = {m.id: m for m in method_registry.MASK_SOURCE_ROWS}
-# nnU-Net's CECT liver per test pair, and its runtime: Elastix + CNN's phase 1 (elastix_cnn.smk)
-NNUNET_CECT_LIVER = [f"{LAYOUT.method_dir('elastix_cnn')}/cect_liver/{p}.nii.gz" for p in TEST_PAIRS]
-NNUNET_CECT_RUNTIMES = [
-    f"{LAYOUT.method_dir('elastix_cnn')}/cect_liver_runtime/{p}.json" for p in TEST_PAIRS
-]
-
-
-def carried_mask(wildcards):
-    return (NNUNET_CECT_LIVER if MASK_SOURCE_ROWS[wildcards.method].cect_mask == "nnunet"
-            else moving_files("cect_liver"))
+# row id -> whether it carries nnU-Net's CECT liver (else the annotation)
+CARRIES_NNUNET = {m.id: m.cect_mask == "nnunet" for m in method_registry.MASK_SOURCE_ROWS}
 
 
 rule carry_mask:
     input:
-        cect_liver=carried_mask,
+        cect_liver=lambda wildcards: (
+            ELASTIX_CNN_CECT_LIVER if CARRIES_NNUNET[wildcards.method] else moving_files("cect_liver")
+        ),
         ncect=fixed_files("ncect"),
         mappings=lambda wildcards: [
-            LAYOUT.mapping(MASK_SOURCE_ROWS[wildcards.method].carries, pair) for pair in TEST_PAIRS
+            LAYOUT.mapping(REGISTRY[wildcards.method].carries, pair) for pair in TEST_PAIRS
         ],
-        source_runtimes=lambda wildcards: runtimes(MASK_SOURCE_ROWS[wildcards.method].carries),
+        source_runtimes=lambda wildcards: runtimes(REGISTRY[wildcards.method].carries),
         extra_runtimes=lambda wildcards: (
-            NNUNET_CECT_RUNTIMES if MASK_SOURCE_ROWS[wildcards.method].cect_mask == "nnunet"
-            else []
+            ELASTIX_CNN_CECT_RUNTIMES if CARRIES_NNUNET[wildcards.method] else []
         ),
     output:
         predictions=[LAYOUT.prediction("{method}", pair) for pair in TEST_PAIRS],
         runtimes=[LAYOUT.runtime("{method}", pair) for pair in TEST_PAIRS],
     wildcard_constraints:
-        method="|".join(re.escape(m) for m in MASK_SOURCE_ROWS),
+        method="|".join(re.escape(m) for m in CARRIES_NNUNET),
     params:
         pairs=TEST_PAIRS,
         extra=lambda wildcards, input: (
