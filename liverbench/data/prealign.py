@@ -103,9 +103,8 @@ def lung_base_z(image: sitk.Image, base_ml: float) -> float | None:
     The diaphragm is the one landmark every SPECT-CT of the liver shows (the lung shunt
     fraction needs the lungs in the field of view) and most diagnostic abdominal CTs too, and
     it moves with the liver when the patient breathes. A body-centroid start is off in z by
-    the difference of the fields of view, and the MI search over z that replaces this where
-    a scan has no lungs picked a wrong level for 3 of 20 phantom patients (25-35 mm off, the
-    liver Dice 0.6-0.7) and for most inter-patient pairs (docs/registration.md). Lung is air
+    the difference of the fields of view (up to ~100 mm); from the lung bases the Euler
+    stage starts within a few mm of the liver (docs/registration.md). Lung is air
     inside the body (each axial slice's body outline filled, so the lungs count and the air
     around the patient does not), in 3-D regions of at least LUNG_MIN_ML (bowel gas is
     smaller). A volume, not one slice's area, makes the level robust to noise and to how
@@ -122,16 +121,20 @@ def lung_base_z(image: sitk.Image, base_ml: float) -> float | None:
     per_slice = lungs.sum(axis=(1, 2)) * voxel_ml
     if per_slice.sum() < base_ml:
         return None
-    # world z of each slice (any direction): caudal to cranial order for the running sum
-    slice_z = np.array([image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2]
-                        for k in range(len(per_slice))])
-    order = np.argsort(slice_z)
+    slice_z = _slice_z(image)
+    order = np.argsort(slice_z)  # caudal to cranial, for the running sum
     running = np.cumsum(per_slice[order])
     k = int(np.searchsorted(running, base_ml))
     before = running[k - 1] if k > 0 else 0.0
     fraction = (base_ml - before) / per_slice[order][k]  # interpolate within the slice
     step = slice_z[order][k] - slice_z[order][k - 1] if k > 0 else image.GetSpacing()[2]
     return float(slice_z[order][k] - step * (1 - fraction) + step / 2)
+
+
+def _slice_z(image: sitk.Image) -> np.ndarray:
+    """World z of each axial slice (array axis 0), whatever the image's direction."""
+    return np.array([image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2]
+                     for k in range(image.GetSize()[2])])
 
 
 def downsample(image: sitk.Image, spacing_mm: float) -> sitk.Image:
@@ -187,8 +190,7 @@ def upper_abdomen(image: sitk.Image, base_z: float, slab_mm: tuple[float, float]
     other levels, and MI rewards what overlaps there. Over the slab it kept every phantom pair
     within 7 mm of the true liver position (docs/registration.md)."""
     hu = sitk.GetArrayViewFromImage(image)
-    slice_z = np.array([image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2]
-                        for k in range(hu.shape[0])])
+    slice_z = _slice_z(image)
     inside = (slice_z > base_z - slab_mm[0]) & (slice_z < base_z + slab_mm[1])
     mask = (hu > BODY_THRESHOLD_HU) & inside[:, None, None]
     result = sitk.GetImageFromArray(mask.astype(np.uint8))
