@@ -21,17 +21,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import SimpleITK as sitk
 
 from liverbench.cli import aligned, command
 from liverbench.data.io import read_image, read_mask, read_transform, write_image, write_transform
 from liverbench.data.preprocess import resample_mask
-from liverbench.errors import InputError
-from liverbench.runtime import FAILED, RuntimeRecord, Stopwatch, record_failure
+from liverbench.runtime import FAILED, RuntimeRecord, Stopwatch, read_record, record_failure
 
 PROG = "python -m baselines.carry"
 
@@ -54,20 +51,13 @@ def carry_liver(
     RuntimeRecord(method, pair, work.seconds, total.seconds, threads=1).write(runtime)
 
 
-def _record(path: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: runtime record unreadable ({error})") from error
-
-
 def carry_through_mapping(
     method: str, pair: str, liver_path: str, ncect_path: str, mapping_path: str,
     source_runtime: str, extra_runtime: str | None, prediction: str, runtime: str,
 ) -> None:
     """`liver_path` (a CECT liver in CECT geometry) carried through the source method's final
     mapping onto the original nCECT; the runtime record adds the mask's own segmentation."""
-    source = _record(source_runtime)
+    source = read_record(source_runtime)
     ncect = read_image(ncect_path)
     if source.get("status") == FAILED:
         record_failure(method, pair, f"the registration failed: {source.get('reason', '')}",
@@ -76,7 +66,7 @@ def carry_through_mapping(
     with Stopwatch() as carry:
         mask = resample_mask(read_mask(liver_path), ncect, read_transform(mapping_path))
         write_image(mask, prediction)
-    extra = _record(extra_runtime) if extra_runtime else {}
+    extra = read_record(extra_runtime) if extra_runtime else {}
     seconds = [source["seconds_method"], extra.get("seconds_method") or 0.0]
     totals = [source["seconds_total"], extra.get("seconds_total") or 0.0, carry.seconds]
     RuntimeRecord(method, pair, sum(seconds), sum(totals), device=source.get("device", "cpu"),

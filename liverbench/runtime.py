@@ -8,6 +8,7 @@ crashed rule: one bad pair must not cost the whole table.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -20,6 +21,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from liverbench.data.io import write_image, write_json
+from liverbench.errors import InputError
 
 RUNTIME_KEYS = (
     "method",
@@ -106,3 +108,21 @@ def record_failure(method: str, pair: str, reason: str, reference: sitk.Image,
     RuntimeRecord(method, pair, None, seconds_total, status=FAILED,  # type: ignore[arg-type]
                   reason=" ".join(str(reason).split()), **record).write(runtime)
     print(f"{pair}: FAILED ({reason})", file=sys.stderr, flush=True)
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """A runtime record as written by `RuntimeRecord.write`, checked: valid JSON with every
+    key of RUNTIME_KEYS and a known status (missing: ok); errors name the file."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise InputError(f"{path}: runtime record not found") from error
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: runtime record is not valid JSON ({error})") from error
+    missing = [key for key in RUNTIME_KEYS if key not in record]
+    if missing:
+        raise InputError(f"{path}: runtime record lacks {', '.join(missing)}")
+    if record.setdefault("status", OK) not in (OK, FAILED):
+        raise InputError(f"{path}: unknown status {record['status']!r}")
+    return record

@@ -139,6 +139,21 @@ def test_wrong_geometry_names_the_file(layout, capsys):
     assert not (layout / "metrics" / "m.csv").exists()
 
 
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"method": "m", "pair": "p1__p1"}', "lacks seconds_method"),
+    (None, "unknown status 'crashed'"),
+])
+def test_bad_runtime_record_names_the_file(layout, capsys, text, message):
+    record = layout / "rt" / "p1__p1.json"
+    if text is None:  # a valid record with a status no method writes
+        text = json.dumps({**json.loads(record.read_text()), "status": "crashed"})
+    record.write_text(text)
+    assert main(arguments(layout, ["p1__p1"])) == 2
+    err = capsys.readouterr().err
+    assert str(record) in err and message in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda argv: argv[:argv.index("--runtimes") - 1] + argv[argv.index("--runtimes"):],
      "differ in length"),

@@ -15,7 +15,6 @@ other pairs and the table go on.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.settings import Settings
 from liverbench.data.io import read_image, read_mask, write_image, write_transform
 from liverbench.errors import PairFailure
-from liverbench.runtime import RuntimeRecord, Stopwatch, record_failure
+from liverbench.runtime import RuntimeRecord, Stopwatch, read_record, record_failure
 
 METHOD = "elastix_cnn"
 
@@ -134,11 +133,8 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
 
 
 def _phase_one(path: Path | None) -> dict | None:
-    if path is None:
-        return None
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: runtime record of the nnU-Net segmentation not found")
-    return json.loads(path.read_text())
+    """The runtime record of a phase-1 nnU-Net segmentation (None: not given)."""
+    return None if path is None else read_record(path)
 
 
 def _load_elastix() -> None:

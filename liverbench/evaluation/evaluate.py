@@ -23,7 +23,6 @@ target registration error; without ``--truths`` these columns are absent, not ze
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -80,18 +79,9 @@ def read_runtime(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"seconds_method": NAN, "seconds_total": NAN, "device": "",
                 "threads": NAN, "peak_memory_mb": NAN, "status": runtime.OK, "reason": ""}
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: runtime record is not valid JSON ({error})") from error
-    missing = [key for key in RUNTIME_COLUMNS if key not in record]
-    if missing:
-        raise InputError(f"{path}: runtime record lacks {', '.join(missing)}")
+    record = runtime.read_record(path)
     values = {key: NAN if record[key] is None else record[key] for key in RUNTIME_COLUMNS}
-    status = record.get("status", runtime.OK)
-    if status not in (runtime.OK, runtime.FAILED):
-        raise InputError(f"{path}: unknown status {status!r}")
-    return {**values, "status": status, "reason": str(record.get("reason") or "")}
+    return {**values, "status": record["status"], "reason": str(record.get("reason") or "")}
 
 
 def _lsf(files: PairFiles, liver: sitk.Image, gt_liver: sitk.Image) -> float:
