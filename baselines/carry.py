@@ -59,7 +59,7 @@ def carry_through_mapping(
     mapping onto the original nCECT; the runtime record adds the mask's own segmentation."""
     source = read_record(source_runtime)
     ncect = read_image(ncect_path)
-    if source.get("status") == FAILED:
+    if source["status"] == FAILED:
         record_failure(method, pair, f"the registration failed: {source.get('reason', '')}",
                        ncect, prediction, runtime)
         return
@@ -85,14 +85,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="runtime records of the carried mask's segmentation, per pair")
 
     def run(args: argparse.Namespace) -> None:
-        names = ["pairs", "cect_liver", "ncect", "mappings", "source_runtimes"]
-        rows = aligned(args, *names, *(["extra_runtimes"] if args.extra_runtimes else []),
-                       "predictions", "runtimes")
+        if args.extra_runtimes is None:  # no segmentation to add: None for every pair
+            args.extra_runtimes = [None] * len(args.pairs)
+        rows = aligned(args, "pairs", "cect_liver", "ncect", "mappings", "source_runtimes",
+                       "extra_runtimes", "predictions", "runtimes")
         for row in rows:
-            pair, liver, ncect, mapping, source, *rest = row
-            extra = rest[0] if args.extra_runtimes else None
-            carry_through_mapping(args.method, pair, liver, ncect, mapping, source, extra,
-                                  *rest[-2:])
+            carry_through_mapping(args.method, *row)
         print(f"{args.method}: {len(rows)} pair(s) carried", flush=True)
 
     parser.set_defaults(func=run)

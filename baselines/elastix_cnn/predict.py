@@ -15,6 +15,7 @@ other pairs and the table go on.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,16 +56,14 @@ def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
         _load_elastix()
     print(f"elastix loaded in {startup.seconds:.1f} s ({threads} threads)", flush=True)
     for files in jobs:
-        with Stopwatch() as watch:
-            try:
-                register_pair(files, settings, threads, transforms / files.pair,
-                              startup.seconds)
-                continue
-            except PairFailure as error:  # elastix failed, or a phase-1 mask is empty
-                reason = str(error)
-        record_failure(METHOD, files.pair, reason, read_image(files.ncect), files.prediction,
-                       files.runtime, seconds_total=watch.seconds, threads=threads)
-        write_transform(sitk.Transform(3, sitk.sitkIdentity), files.mapping)
+        start = time.perf_counter()
+        try:
+            register_pair(files, settings, threads, transforms / files.pair, startup.seconds)
+        except PairFailure as error:  # elastix failed, or a phase-1 mask is empty
+            record_failure(METHOD, files.pair, str(error), read_image(files.ncect),
+                           files.prediction, files.runtime,
+                           seconds_total=time.perf_counter() - start, threads=threads)
+            write_transform(sitk.Transform(3, sitk.sitkIdentity), files.mapping)
 
 
 def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Path,
