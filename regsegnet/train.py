@@ -155,9 +155,14 @@ class Trainer:
         self.epoch += 1
         val_dice = self.history[-1]["val_dice"]
         if self.best is None or val_dice > self.best["val_dice"]:
-            state = {k: v.detach().clone().cpu() for k, v in self.model.state_dict().items()}
-            self.best = {"epoch": self.epoch, "val_dice": val_dice, "state_dict": state}
+            self.best = self.snapshot()
         return val_dice
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current epoch, its validation Dice and a CPU copy of the weights."""
+        state = {k: v.detach().clone().cpu() for k, v in self.model.state_dict().items()}
+        return {"epoch": self.epoch, "val_dice": self.history[-1]["val_dice"],
+                "state_dict": state}
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -265,10 +270,7 @@ def train(
         best = trainer.best["val_dice"]
         log(f"epoch {trainer.epoch}: validation Dice {val_dice:.4f} (best {best:.4f})")
     assert trainer.best is not None
-    kept = trainer.best if settings.model_selection == "best_validation" else {
-        "epoch": trainer.epoch, "val_dice": trainer.history[-1]["val_dice"],
-        "state_dict": {k: v.detach().clone().cpu() for k, v in trainer.model.state_dict().items()},
-    }
+    kept = trainer.best if settings.model_selection == "best_validation" else trainer.snapshot()
     model_path = out_dir / MODEL_NAME
     checkpoint.save(
         checkpoint.model_payload(
