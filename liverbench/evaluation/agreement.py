@@ -4,8 +4,8 @@ The lung shunt fraction (LSF) decides the 90Y activity; a method is clinically u
 the LSF computed with its liver agrees with the LSF computed with the true liver. A
 Bland–Altman plot (Bland & Altman, Lancet 1986;327:307) shows that agreement per test pair:
 the difference (method − truth) against the mean of the two, with the bias and the 95 %
-limits of agreement (bias ± 1.96 SD of the differences). One small panel per method, on
-shared axes, so methods compare at a glance.
+limits of agreement (bias ± 1.96 SD of the differences). One small panel per method, on a
+shared x axis; each panel's y axis fits its own differences, and its bias is in its legend.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ def lsf_bland_altman(frame: pd.DataFrame, methods: Sequence[str],
     points, with bias and limits of agreement; pairs without an LSF are left out."""
     labels = labels or {}
     columns = max(1, len(methods))
+    # each panel its own y range: on a shared one, a bound that misses the liver (tens of
+    # points off) flattened every other method's differences onto the zero line
     figure, axes = plt.subplots(1, columns, figsize=(2.6 * columns + 0.6, 3.2), sharex=True,
-                                sharey=True, squeeze=False)
+                                squeeze=False)
     has_any = False
     for ax, method in zip(axes[0], methods):
         rows = frame[(frame["method"] == method)].dropna(subset=["lsf_pred", "lsf_gt"])

@@ -70,6 +70,11 @@ GROUP_COLUMNS = ("cascade", "stage")
 BOOKKEEPING_COLUMNS = ("iterations", "iteration", "step", "seconds", "time", "lr")
 
 
+# One bright colour for every overlay panel (each shows one method): the palette's tenth
+# and later colours repeat, and its grey vanished on the CT.
+CONTOUR = "#ffd000"
+
+
 def palette(methods: Sequence[str]) -> dict[str, tuple]:
     """One colour per method, the same in every figure (the order of `methods`)."""
     colours = sns.color_palette("colorblind", n_colors=max(len(methods), 1))
@@ -238,7 +243,6 @@ def overlay_figure(
         raise ValueError("ground-truth mask is empty: no centroid to slice through")
     z, y, _ = (int(round(c)) for c in ndimage.center_of_mass(truth))
     methods = list(predictions)
-    colours = palette(methods)
     names = _labels(methods, labels)
     columns = max(1, len(methods))
     figure, axes = plt.subplots(2, columns, figsize=(2.3 * columns + 0.4, 5.0), squeeze=False)
@@ -257,13 +261,13 @@ def overlay_figure(
                 ax.contour(truth_slices[row], levels=[0.5], colors=["white"], linewidths=1.2,
                            linestyles="--")
             if masks is not None and masks[row].any():
-                ax.contour(masks[row], levels=[0.5], colors=[colours[method]], linewidths=1.4)
+                ax.contour(masks[row], levels=[0.5], colors=[CONTOUR], linewidths=1.4)
             if row == 0:
                 ax.set_title(name if prediction is not None else f"{name} (missing)",
                              fontsize="small", color="black" if prediction is not None
                              else "0.5")
     handles = [Line2D([], [], color="black", lw=1.2, ls="--", label="ground truth"),
-               Line2D([], [], color="0.4", lw=1.4, label="method (its colour)")]
+               Line2D([], [], color=CONTOUR, lw=1.4, label="the panel's method")]
     figure.legend(handles=handles, loc="lower center", ncol=2, fontsize="small")
     figure.suptitle(title or "nCECT with liver contours")
     figure.tight_layout(rect=(0, 0.06, 1, 1))

@@ -22,8 +22,11 @@ MASK_SOURCES = json.dumps({
     }
     for m in SELECTED if m.mapping
 }, sort_keys=True)
+# Only rows carrying the annotated CECT liver, as `rigid` does: a row carrying another mask
+# would add that mask's own offset to the displacement it is credited with.
 DISPLACEMENT_METHODS = [
-    m.id for m in SELECTED if m.mapping and m.family == method_registry.REGISTRATION
+    m.id for m in SELECTED
+    if m.mapping and m.family == method_registry.REGISTRATION and m.cect_mask == "annotation"
 ]
 # The displacement figure needs the pre-alignment row and the centroid columns, which the
 # evaluation writes only where the cohort has a true motion.
