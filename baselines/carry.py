@@ -13,9 +13,9 @@
         --cect-liver F... --ncect F... --mappings F... --source-runtimes F... \\
         [--extra-runtimes F...] --predictions F... --runtimes F...
 
-  The runtime is the source method's plus, with `--extra-runtimes`, the segmentation that
-  made the carried mask (nnU-Net on the CECT); a pair the source method failed on fails
-  here too, with its reason.
+  The runtime is the source method's stages plus, with `--extra-runtimes`, those of the
+  segmentation that made the carried mask (nnU-Net on the CECT), plus the carry itself; a
+  pair the source method failed on fails here too, with its reason.
 """
 
 from __future__ import annotations
@@ -28,27 +28,44 @@ import SimpleITK as sitk
 from liverbench.cli import aligned, command
 from liverbench.data.io import read_image, read_mask, read_transform, write_image, write_transform
 from liverbench.data.preprocess import resample_mask
-from liverbench.runtime import FAILED, RuntimeRecord, Stopwatch, read_record, record_failure
+from liverbench.runtime import (
+    FAILED,
+    PAIR_STAGE,
+    RuntimeRecord,
+    Stages,
+    inherit_pair_step,
+    read_record,
+    record_failure,
+)
 
 PROG = "python -m baselines.carry"
+MASK_STAGE = "cect_mask."  # the carried CECT segmentation's stages
 
 
 def carry_liver(
     method: str, pair: str, cect_path: str, liver_path: str, ncect_path: str,
     transform_path: str | None, prediction: str, runtime: str, mapping: str,
+    pair_timing: str | None = None,
 ) -> None:
-    """The pair's mask, runtime record and mapping; `transform_path` None is the identity."""
-    with Stopwatch() as total:
+    """The pair's mask, runtime record and mapping; `transform_path` None is the identity.
+    With the pair step's timing (`pair_timing`), its stages count too, and the pre-alignment
+    is the row's core (it is rigid's registration); identity has no core work."""
+    stages = Stages()
+    if pair_timing is not None:
+        inherit_pair_step(stages, pair_timing, used=("read", "prealign"))
+    with stages("read"):
         ncect = read_image(ncect_path)
         cect = read_image(cect_path)
         liver = read_mask(liver_path, cect, cect_path)
         transform = (read_transform(transform_path) if transform_path is not None
                      else sitk.Transform(3, sitk.sitkIdentity))
-        with Stopwatch() as work:
-            mask = resample_mask(liver, ncect, transform)
+    with stages("map_back"):
+        mask = resample_mask(liver, ncect, transform)
+    with stages("write"):
         write_image(mask, prediction)
-        write_transform(transform, mapping)
-    RuntimeRecord(method, pair, work.seconds, total.seconds, threads=1).write(runtime)
+    write_transform(transform, mapping)  # an evaluation output, not the method's work
+    core = [f"{PAIR_STAGE}prealign"] if pair_timing is not None else []
+    RuntimeRecord.from_stages(method, pair, stages, core, threads=1).write(runtime)
 
 
 def carry_through_mapping(
@@ -56,24 +73,26 @@ def carry_through_mapping(
     source_runtime: str, extra_runtime: str | None, prediction: str, runtime: str,
 ) -> None:
     """`liver_path` (a CECT liver in CECT geometry) carried through the source method's final
-    mapping onto the original nCECT; the runtime record adds the mask's own segmentation."""
+    mapping onto the original nCECT; the runtime record is the source method's stages, the
+    carried mask's own segmentation (`extra_runtime`, prefixed `cect_mask.`) and the carry."""
     source = read_record(source_runtime)
     ncect = read_image(ncect_path)
     if source["status"] == FAILED:
         record_failure(method, pair, f"the registration failed: {source.get('reason', '')}",
                        ncect, prediction, runtime)
         return
-    with Stopwatch() as carry:
+    stages = Stages(source["stages"])
+    core = list(source["core_stages"])
+    if extra_runtime:
+        extra = read_record(extra_runtime)
+        stages.include(extra["stages"], prefix=MASK_STAGE)
+        core += [f"{MASK_STAGE}{name}" for name in extra["core_stages"]]
+    with stages("carry"):
         mask = resample_mask(read_mask(liver_path), ncect, read_transform(mapping_path))
         write_image(mask, prediction)
-    extra = read_record(extra_runtime) if extra_runtime else {}
-    seconds = [source["seconds_method"], extra.get("seconds_method") or 0.0]
-    totals = [source["seconds_total"], extra.get("seconds_total") or 0.0, carry.seconds]
-    RuntimeRecord(method, pair, sum(seconds), sum(totals), device=source.get("device", "cpu"),
-                  threads=source.get("threads", 1), extra={
-                      "mapping_of": source.get("method"), "seconds_source": seconds[0],
-                      "seconds_mask_segmentation": seconds[1],
-                      "seconds_carry": round(carry.seconds, 3)}).write(runtime)
+    RuntimeRecord.from_stages(method, pair, stages, core, device=source.get("device", "cpu"),
+                              threads=source.get("threads", 1),
+                              extra={"mapping_of": source.get("method")}).write(runtime)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -112,6 +112,12 @@ class Layout:
         nCECT world points to CECT world points; every registration method starts from it."""
         return f"{self.pair_dir(pair)}/prealign.tfm"
 
+    def pair_timing(self, pair: str) -> str:
+        """The pair step's stages (reading the originals, the pre-alignment, the working
+        grid; `liverbench.runtime.write_stages`), which the methods using the pair add to
+        their own `seconds_case`."""
+        return f"{self.pair_dir(pair)}/timing.json"
+
     @property
     def splits(self) -> str:
         return f"{self.root}/splits.json"

@@ -50,7 +50,7 @@ def _train(args: argparse.Namespace) -> None:
 
 PER_PAIR = ("pairs", "moving", "moving_liver", "fixed", "prealign", "original_ncect",
             "predictions", "runtimes")
-OPTIONAL_PER_PAIR = ("warped", "mappings", "moving_masks", "cect_liver")
+OPTIONAL_PER_PAIR = ("warped", "mappings", "moving_masks", "cect_liver", "pair_timings")
 
 
 def _jobs(args: argparse.Namespace) -> list[PairJob]:
@@ -71,6 +71,7 @@ def _jobs(args: argparse.Namespace) -> list[PairJob]:
             prediction=Path(values["predictions"]), runtime=Path(values["runtimes"]),
             warped=optional.get("warped"), mapping=optional.get("mappings"),
             moving_mask=optional.get("moving_masks"), cect_liver=optional.get("cect_liver"),
+            pair_timing=optional.get("pair_timings"),
         ))
     return jobs
 
@@ -86,8 +87,10 @@ def _predict(args: argparse.Namespace) -> None:
         args.model, jobs, method_name=args.method_name, cascades=args.cascades,
         device=settings.device, moving_mask=settings.moving_mask,
     )
-    mean = sum(r.seconds_method for r in records) / len(records)
-    print(f"{args.method_name}: {len(records)} pair(s), network {mean:.3f} s per pair")
+    core = sum(r.seconds_core for r in records) / len(records)
+    case = sum(r.seconds_case for r in records) / len(records)
+    print(f"{args.method_name}: {len(records)} pair(s), per pair: network {core:.3f} s, "
+          f"case {case:.3f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     for option, (metavar, text) in per_pair.items():
         predict.add_argument(option, nargs="+", required=True, metavar=metavar,
                              help=f"{text}; one per pair, in --pairs order")
+    predict.add_argument("--pair-timings", nargs="+", metavar="FILE",
+                         help="the pair step's stages (timing.json) of each pair, counted in "
+                              "the pair's seconds_case (the DAG always gives them)")
     predict.add_argument("--warped", nargs="+", metavar="FILE",
                          help="output: the warped CECT on the working grid, one per pair")
     predict.add_argument("--mappings", nargs="+", metavar="FILE",

@@ -9,10 +9,12 @@ thresholded on the way, so RegSegNet loses nothing to the coarse grid at the liv
 It also writes, if asked, the warped CECT (working grid) and the mapping file.
 
 One process serves all pairs of a method (torch's import and the model load are paid once).
-Per pair the runtime record holds the network alone (the cascades and the warps, synchronised
-on a GPU) as `seconds_method`, and the whole call for that pair (read, register, map back to
-the original nCECT, write) as `seconds_total`. The one-off process costs (model load, one
-warm-up pass on zeros before any pair is timed) are in `extra`, never in a pair's time.
+Per pair the runtime record's `seconds_core` is the network alone (the cascades and the
+warps, synchronised on a GPU); `seconds_case` adds the pair step's stages (reading the
+originals, the pre-alignment, the working grid: `pair.*`, from `--pair-timings`) and this
+call's own (read, map back to the original nCECT, write). The one-off process costs (model
+load, one warm-up pass on zeros before any pair is timed) are in `extra`, never in a pair's
+time.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from liverbench.data.io import (
 )
 from liverbench.data.preprocess import resample_mask
 from liverbench.errors import InputError
-from liverbench.runtime import RuntimeRecord, Stopwatch
+from liverbench.runtime import RuntimeRecord, Stages, Stopwatch, inherit_pair_step
 from liverbench.settings import SettingsError
 from regsegnet.checkpoint import load_model
 from regsegnet.data import Pair, PairFiles, make_batch, read_pair
@@ -111,6 +113,7 @@ class PairJob:
     mapping: Path | None = None  # the final mapping (ITK transform file), if wanted
     moving_mask: Path | None = None  # a CECT segmentation replacing the annotated CECT liver
     cect_liver: Path | None = None  # the annotated CECT liver, original CECT geometry
+    pair_timing: Path | None = None  # the pair step's stages, inherited into seconds_case
 
 
 def check_moving_masks(jobs: Sequence[PairJob], moving_mask: str) -> None:
@@ -177,20 +180,28 @@ def predict_pairs(
     )
     records = []
     for job in jobs:
-        with Stopwatch() as total:
+        stages = Stages()
+        if job.pair_timing is not None:
+            inherit_pair_step(stages, job.pair_timing)
+        with stages("read"):
             mask_path = moving_mask_file(job, moving_mask)
             prealign = read_transform(job.prealign)
             pair = read_pair(job.pair, job.files, predictor.shape, moving_mask_path=mask_path,
                              prealign=prealign)
             original = read_image(job.original_ncect)
             liver = read_mask(original_liver_file(job, moving_mask))
-            result = predictor.register(pair)
+        result = predictor.register(pair)
+        stages.add("network", result.seconds_network)
+        with stages("map_back"):
             mapping = final_mapping(result.field, pair.reference, prealign)
-            write_image(resample_mask(liver, original, mapping), job.prediction)
-            if job.warped is not None:
-                write_image(_image_like(result.warped, pair.reference), job.warped)
-            if job.mapping is not None:
-                write_transform(mapping, job.mapping)
+            mask = resample_mask(liver, original, mapping)
+        with stages("write"):
+            write_image(mask, job.prediction)
+        # evaluation outputs, not the method's work: untimed
+        if job.warped is not None:
+            write_image(_image_like(result.warped, pair.reference), job.warped)
+        if job.mapping is not None:
+            write_transform(mapping, job.mapping)
         extra = {
             "cascades": predictor.cascades,
             "moving_mask": moving_mask,
@@ -201,14 +212,11 @@ def predict_pairs(
         gpu_peak = peak_device_memory_mb(predictor.device)
         if gpu_peak is not None:
             extra["peak_gpu_memory_mb"] = gpu_peak
-        record = RuntimeRecord(
-            method=method_name, pair=job.pair, seconds_method=result.seconds_network,
-            seconds_total=total.seconds, device=str(predictor.device),
+        record = RuntimeRecord.from_stages(
+            method_name, job.pair, stages, ["network"], device=str(predictor.device),
             threads=torch.get_num_threads(), extra=extra,
         )
         record.write(job.runtime)
         records.append(record)
-        log(
-            f"{job.pair}: network {result.seconds_network:.3f} s, whole call {total.seconds:.3f} s"
-        )
+        log(f"{job.pair}: network {record.seconds_core:.3f} s, case {record.seconds_case:.3f} s")
     return records

@@ -30,7 +30,7 @@ def test_a_custom_method_is_scored_in_table1(tmp_path: Path):
     results = tmp_path / "results" / "custom"
     metrics = pd.read_csv(results / "metrics" / "threshold.csv")
     assert (metrics["status"] != "missing").all()
-    assert metrics["seconds_method"].notna().all()
+    assert metrics["seconds_core"].notna().all()
     table = (results / "table1.md").read_text()
     assert "HU threshold" in table and "Identity" in table
 

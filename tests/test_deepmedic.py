@@ -67,7 +67,8 @@ def volume_of(seed: int) -> Volume:
 
 
 def write_case(folder: Path, seed: int) -> tuple[Path, Path, Path]:
-    """A preprocessed image + label (2 mm grid) and an 'original' image on another grid."""
+    """A preprocessed image + label (2 mm grid), and the 'original' nCECT it came from: the
+    same body in HU, on another grid."""
     folder.mkdir(parents=True, exist_ok=True)
     raw, label = blob_case(seed)
     paths = []
@@ -77,9 +78,14 @@ def write_case(folder: Path, seed: int) -> tuple[Path, Path, Path]:
         image.SetOrigin((-23.0, -23.0, -23.0))
         sitk.WriteImage(image, str(folder / f"{name}.nii.gz"))
         paths.append(folder / f"{name}.nii.gz")
-    original = sitk.Image([30, 30, 18], sitk.sitkInt16)
-    original.SetSpacing((1.6, 1.6, 2.5))
-    original.SetOrigin((-23.0, -23.0, -21.0))
+    hu = sitk.GetImageFromArray((raw * 400.0 - 160.0).astype(np.float32))  # window -160..240
+    hu.SetSpacing((2.0, 2.0, 2.0))
+    hu.SetOrigin((-23.0, -23.0, -23.0))
+    grid = sitk.Image([30, 30, 18], sitk.sitkInt16)
+    grid.SetSpacing((1.6, 1.6, 2.5))
+    grid.SetOrigin((-23.0, -23.0, -21.0))
+    original = sitk.Cast(sitk.Resample(hu, grid, sitk.Transform(), sitk.sitkLinear, -1000.0),
+                         sitk.sitkInt16)
     sitk.WriteImage(original, str(folder / "original.nii.gz"))
     return paths[0], paths[1], folder / "original.nii.gz"
 
@@ -270,8 +276,10 @@ def test_cli_pretrain_finetune_predict(tmp_path: Path) -> None:
     out = tmp_path / "pred" / "P2__P2.nii.gz"
     record = tmp_path / "runtime" / "P2__P2.json"
     predict = ["predict", "--settings", settings, "--model", str(models / "model.pt"),
-               "--pairs", "P2__P2", "--images", str(cases[2][0]), "--references",
-               str(cases[2][2]), "--predictions", str(out), "--runtimes"]
+               "--preprocess", json.dumps({"shape": list(SHAPE), "spacing": [2.0] * 3,
+                                           "window": [-160, 240]}),
+               "--pairs", "P2__P2", "--ncect", str(cases[2][2]), "--predictions", str(out),
+               "--runtimes"]
     assert main([*predict, str(record), str(record)]) == 2  # lists of different lengths
     assert main([*predict, str(record)]) == 0
     mask = sitk.ReadImage(str(out))
@@ -282,5 +290,8 @@ def test_cli_pretrain_finetune_predict(tmp_path: Path) -> None:
     assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
     runtime = json.loads(record.read_text())
     assert runtime["method"] == "deepmedic" and runtime["pair"] == "P2__P2"
-    assert 0 < runtime["seconds_method"] <= runtime["seconds_total"]
+    assert 0 < runtime["seconds_core"] <= runtime["seconds_case"]
+    # one scope: from the original nCECT as read, its working grid made here, to the mask
+    assert set(runtime["stages"]) == {"read", "working_grid", "network", "map_back", "write"}
+    assert runtime["seconds_case"] == pytest.approx(sum(runtime["stages"].values()), abs=1e-3)
     assert runtime["threads"] == 1

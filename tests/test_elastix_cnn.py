@@ -23,7 +23,7 @@ from liverbench.config import load
 from liverbench.data.io import same_geometry
 from liverbench.data.preprocess import resample_mask
 from liverbench.errors import InputError
-from liverbench.runtime import RuntimeRecord
+from liverbench.runtime import RuntimeRecord, Stages
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (48, 48, 48)
@@ -101,8 +101,10 @@ def write_pair(tmp: Path, pair: str = "P1__P1", *, fixed_mask_name: str = "ncect
     sitk.WriteImage(cect_liver, str(paths["cect_liver"]))
     if fixed_mask_name:
         sitk.WriteImage(ncect_liver, str(paths["ncect_liver"]))
-    RuntimeRecord("nnunet_cect", pair, 1.5, 2.0).write(paths["cect_rt"])
-    RuntimeRecord("nnunet_ncect", pair, 2.5, 3.0).write(paths["ncect_rt"])
+    for name, network in (("cect", 1.5), ("ncect", 2.5)):
+        RuntimeRecord.from_stages(f"nnunet_{name}", pair, Stages({"read": 0.5,
+                                                                   "network": network}),
+                                  ["network"]).write(paths[f"{name}_rt"])
     return paths
 
 
@@ -135,12 +137,14 @@ def test_registration_recovers_offset_and_deformation(tmp_path: Path) -> None:
     assert after > 0.85 and after > before + 0.15, (before, after)
 
     record = json.loads((tmp_path / "rt" / "P1__P1.json").read_text())
-    extra = record["extra"]
-    assert extra["seconds_nnunet"] == pytest.approx(1.5 + 2.5)
-    assert extra["seconds_elastix"] > 0
-    assert record["seconds_method"] == pytest.approx(extra["seconds_nnunet"]
-                                                     + extra["seconds_elastix"], abs=1e-3)
-    assert record["seconds_total"] >= record["seconds_method"]
+    extra, stages = record["extra"], record["stages"]
+    # one scope: phase 1's segmentations are part of the case; the core is elastix and the
+    # two nnU-Net forward passes
+    assert stages["nnunet_cect.network"] == 1.5 and stages["nnunet_ncect.read"] == 0.5
+    assert stages["registration"] > 0 and stages["transformix"] > 0
+    assert record["seconds_core"] == pytest.approx(1.5 + 2.5 + stages["registration"],
+                                                   abs=1e-3)
+    assert record["seconds_case"] == pytest.approx(sum(stages.values()), abs=1e-3)
     folder = tmp_path / "transforms" / "P1__P1"
     for name in ("parameters.0.txt", "parameters.1.txt", "TransformParameters.1.txt"):
         assert (folder / name).is_file(), name
@@ -290,7 +294,7 @@ def test_elastix_failure_is_a_recorded_failure_not_a_crash(tmp_path: Path) -> No
     paths = write_pair(tmp_path, moving_mask_shift=22)
     assert run_cli(tmp_path, paths, FAST) == 0  # the other pairs, and the table, go on
     record = json.loads((tmp_path / "rt" / "P1__P1.json").read_text())
-    assert record["status"] == "failed" and record["seconds_method"] is None
+    assert record["status"] == "failed" and record["seconds_core"] is None
     assert record["reason"].startswith("P1__P1: elastix failed")
     prediction = sitk.ReadImage(str(tmp_path / "pred" / "P1__P1.nii.gz"))
     assert not sitk.GetArrayViewFromImage(prediction).any()  # scored as empty: DSC 0

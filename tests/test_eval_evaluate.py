@@ -49,7 +49,8 @@ def make_case(cases: Path, patient: str) -> None:
 def write_runtime(folder: Path, method: str, pair: str, seconds: float) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     record = {
-        "method": method, "pair": pair, "seconds_method": seconds, "seconds_total": seconds + 1,
+        "method": method, "pair": pair, "seconds_core": seconds, "seconds_case": seconds + 1,
+        "stages": {"read": 1.0, "network": seconds}, "core_stages": ["network"],
         "device": "cpu", "threads": 2, "peak_memory_mb": 100.0, "cpu": "x", "extra": {},
     }
     (folder / f"{pair}.json").write_text(json.dumps(record))
@@ -97,12 +98,13 @@ def test_rows_statuses_and_metrics(layout):
     expected = evaluate(liver_mask(shift=2), liver_mask(), tuple(reversed(SPACING)))
     for key, value in expected.items():
         assert ok[key] == pytest.approx(value)
-    assert ok["seconds_method"] == 0.5 and ok["device"] == "cpu"
+    assert ok["seconds_core"] == 0.5 and ok["device"] == "cpu"
+    assert json.loads(ok["stages"]) == {"read": 1.0, "network": 0.5}  # adding up to the case
     # LSF: SPECT uniform inside the GT liver; the shifted prediction misses a part of it
     assert ok["lsf_gt"] == pytest.approx(100 * 2 * 768 / (2 * 768 + 50 * 720), rel=0.05)
     assert ok["lsf_pred"] > ok["lsf_gt"]
     assert ok["lsf_abs_error"] == pytest.approx(abs(ok["lsf_pred"] - ok["lsf_gt"]))
-    assert all(math.isnan(missing[k]) for k in ("dsc", "msd", "lsf_pred", "seconds_method"))
+    assert all(math.isnan(missing[k]) for k in ("dsc", "msd", "lsf_pred", "seconds_core"))
     assert not math.isnan(missing["lsf_gt"])
     assert empty["dsc"] == 0 and math.isnan(empty["msd"]) and math.isnan(empty["lsf_pred"])
     assert empty["lsf_gt"] == pytest.approx(ok["lsf_gt"])
@@ -114,12 +116,12 @@ def test_a_recorded_failure_is_scored_as_failed_with_its_reason(layout):
     reference = sitk.ReadImage(str(layout / "cases" / "p_2" / "ncect.nii.gz"))
     record_failure("m", "p_2__p_2", "elastix did not\nconverge", reference,
                    layout / "pred" / "p_2__p_2.nii.gz", layout / "rt" / "p_2__p_2.json",
-                   seconds_total=3.0)
+                   seconds_case=3.0)
     frame = run_cli(layout, ["p1__p1", "p_2__p_2"])
     failed = frame.iloc[1]
     assert failed["status"] == "failed" and failed["reason"] == "elastix did not converge"
     assert failed["dsc"] == 0 and failed["fnr"] == 1 and math.isnan(failed["msd"])
-    assert math.isnan(failed["seconds_method"]) and failed["seconds_total"] == 3.0
+    assert math.isnan(failed["seconds_core"]) and failed["seconds_case"] == 3.0
     assert pd.isna(frame.iloc[0]["reason"])  # an ok row has no reason
 
 
@@ -141,7 +143,7 @@ def test_wrong_geometry_names_the_file(layout, capsys):
 
 @pytest.mark.parametrize("text, message", [
     ("{not json", "not valid JSON"),
-    ('{"method": "m", "pair": "p1__p1"}', "lacks seconds_method"),
+    ('{"method": "m", "pair": "p1__p1"}', "lacks seconds_core"),
     (None, "unknown status 'crashed'"),
 ])
 def test_bad_runtime_record_names_the_file(layout, capsys, text, message):

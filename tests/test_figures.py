@@ -45,8 +45,8 @@ def write_metrics(tmp_path):
             row = {c: rng.uniform(0.05, 0.2) for c in COLUMNS}
             row.update(method=method, pair=pair, moving=f"P{i}", fixed=f"P{i}", status="ok",
                        dsc=rng.uniform(0.8, 0.95), msd=rng.uniform(10, 60),
-                       seconds_method=10.0 ** (k - 1) * rng.uniform(1, 2),
-                       seconds_total=10.0 ** k, device="cpu")
+                       seconds_core=10.0 ** (k - 1) * rng.uniform(1, 2),
+                       seconds_case=10.0 ** k, device="cpu")
             rows.append(row)
         rows[-1].update(status="missing", dsc=np.nan) if method == "identity" else None
         path = tmp_path / f"{method}.csv"

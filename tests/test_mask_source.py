@@ -14,7 +14,7 @@ from baselines.carry import main
 from liverbench.data.io import write_transform
 from liverbench.evaluation.mask_source import mask_source_block, mask_source_values
 from liverbench.methods import MASK_SOURCE_ROWS, registry
-from liverbench.runtime import RuntimeRecord, record_failure
+from liverbench.runtime import RuntimeRecord, Stages, record_failure
 
 
 def _mask(origin=(0.0, 0.0, 0.0)) -> sitk.Image:
@@ -31,8 +31,11 @@ def test_carry_moves_the_other_mask_by_the_mapping_and_adds_its_segmentation_tim
     sitk.WriteImage(liver, str(tmp_path / "cnn_liver.nii.gz"))
     sitk.WriteImage(ncect, str(tmp_path / "ncect.nii.gz"))
     write_transform(sitk.TranslationTransform(3, (4.0, 0.0, 0.0)), tmp_path / "map.h5")
-    RuntimeRecord("regsegnet", "A__A", 0.5, 2.0).write(tmp_path / "source.json")
-    RuntimeRecord("nnunet_cect", "A__A", 3.0, 4.0).write(tmp_path / "extra.json")
+    RuntimeRecord.from_stages("regsegnet", "A__A", Stages({"pair.prealign": 1.5,
+                                                           "network": 0.5}),
+                              ["network"]).write(tmp_path / "source.json")
+    RuntimeRecord.from_stages("nnunet_cect", "A__A", Stages({"read": 1.0, "network": 3.0}),
+                              ["network"]).write(tmp_path / "extra.json")
     record_failure("regsegnet", "B__B", "empty moving liver", ncect, tmp_path / "x.nii.gz",
                    tmp_path / "failed.json")
     argv = ["--method", "regsegnet_cnnmask", "--pairs", "A__A", "B__B",
@@ -48,7 +51,12 @@ def test_carry_moves_the_other_mask_by_the_mapping_and_adds_its_segmentation_tim
     # nCECT point p maps to CECT point p + 4 mm in x: the liver appears 2 voxels lower in x
     assert np.array_equal(np.flatnonzero(carried.any(axis=(0, 1))), np.arange(2, 10))
     record = json.loads((tmp_path / "a.json").read_text())
-    assert record["seconds_method"] == pytest.approx(3.5)
+    assert record["seconds_core"] == pytest.approx(3.5)  # both networks
+    stages = record["stages"]  # the source's, the CECT segmentation's, the carry
+    assert set(stages) == {"pair.prealign", "network", "cect_mask.read", "cect_mask.network",
+                           "carry"}
+    assert record["core_stages"] == ["network", "cect_mask.network"]
+    assert record["seconds_case"] == pytest.approx(6.0 + stages["carry"], abs=1e-3)
     assert record["extra"]["mapping_of"] == "regsegnet"
     failed = json.loads((tmp_path / "b.json").read_text())
     assert failed["status"] == "failed" and "empty moving liver" in failed["reason"]

@@ -123,7 +123,7 @@ def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
     assert same_geometry(mask, image) and mask.GetPixelID() == sitk.sitkUInt8
     assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
     record = json.loads((tmp_path / "rt/P003__P003.json").read_text())
-    assert record["method"] == "nnunet_cect" and record["seconds_method"] > 0
+    assert record["method"] == "nnunet_cect" and record["seconds_core"] > 0
     assert record["extra"]["mirroring"] is False  # CPU default
     assert record["extra"]["image"] == "h108/P003/cect.nii.gz"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import SimpleITK as sitk
 import yaml
 from conftest import ROOT, run_snakemake
@@ -63,6 +64,24 @@ def test_every_registration_method_beats_identity(smoke_run: Path):
     for method in registrations:
         dsc = pd.read_csv(smoke_run / "metrics" / f"{method}.csv")["dsc"].mean()
         assert dsc > identity, (method, dsc, identity)
+
+
+def test_every_method_is_timed_in_one_scope_with_its_stages(smoke_run: Path):
+    """Each record's stages add up to its case time; the methods that use the pair step count
+    it; the tables print the speed ratio on both scopes."""
+    for method in SMOKE["methods"]:
+        metrics = pd.read_csv(smoke_run / "metrics" / f"{method}.csv")
+        for _, row in metrics.iterrows():
+            stages = json.loads(row["stages"])
+            assert row["seconds_case"] == pytest.approx(sum(stages.values()), abs=2e-3), method
+            assert 0 <= row["seconds_core"] <= row["seconds_case"], method
+        if method in ("rigid", "regsegnet", "elastix_cnn"):
+            assert "pair.prealign" in stages, method
+    elastix = json.loads(pd.read_csv(smoke_run / "metrics" / "elastix_cnn.csv")["stages"][0])
+    assert {"nnunet_cect.network", "nnunet_ncect.network", "registration"} <= set(elastix)
+    ratio = pd.read_csv(smoke_run / "speed_ratio.csv").set_index("fast")
+    assert ratio.loc["regsegnet", "ratio_case"] > 0 and ratio.loc["regsegnet", "ratio_core"] > 0
+    assert "Case by stage" in (smoke_run / "table_runtime.md").read_text()
 
 
 def test_rerun_has_nothing_to_do(smoke_run: Path):

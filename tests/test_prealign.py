@@ -24,6 +24,7 @@ from liverbench.data.prealign import (
 )
 from liverbench.data.preprocess import resample_mask
 from liverbench.layout import image_file
+from liverbench.runtime import read_stages
 from liverbench.settings import SettingsError
 
 WORKING_VOXEL_MM = 8.0  # the tiny pairs' working grid spacing (PREPROCESS below)
@@ -168,14 +169,18 @@ def test_pair_and_rigid_baseline_carry_the_liver_through_the_prealignment(scanne
         "pair", "--moving", case["cect"], "--moving-liver", case["cect_liver"],
         "--fixed", case["ncect"], "--fixed-liver", case["ncect_liver"], "--out", str(pair_dir),
         "--settings", PREPROCESS, "--prealign-settings", '{"mode": "rigid"}',
-        "--prealign-out", str(tfm),
+        "--prealign-out", str(tfm), "--timing-out", str(pair_dir / "timing.json"),
     ]) == 0
+    pair_step = read_stages(pair_dir / "timing.json")
+    assert set(pair_step) == {"read", "prealign", "working_grid"}
+    assert all(seconds > 0 for seconds in pair_step.values())
     moving_liver, fixed_liver = (sitk.ReadImage(image_file(str(pair_dir), name))
                                  for name in ("moving_liver", "fixed_liver"))
     assert _dice(moving_liver, fixed_liver) > 0.8  # the working grid is pre-aligned
 
     outputs = {}
-    for name, main, extra in (("rigid", rigid_main, ["--prealign", str(tfm)]),
+    for name, main, extra in (("rigid", rigid_main, ["--prealign", str(tfm), "--pair-timings",
+                                                      str(pair_dir / "timing.json")]),
                               ("identity", identity_main, [])):
         outputs[name] = {kind: str(tmp_path / name / f"P001__P001.{suffix}") for kind, suffix in
                          (("predictions", "nii.gz"), ("runtimes", "json"), ("mappings", "h5"))}
@@ -191,6 +196,15 @@ def test_pair_and_rigid_baseline_carry_the_liver_through_the_prealignment(scanne
     assert np.allclose(rigid_mapping.TransformPoint(point),
                        read_transform(tfm).TransformPoint(point))
     assert read_transform(outputs["identity"]["mappings"]).TransformPoint(point) == point
+    # one timing scope: rigid inherits the pair step, and its core is the pre-alignment
+    rigid = json.loads(Path(outputs["rigid"]["runtimes"]).read_text())
+    assert rigid["seconds_core"] == pytest.approx(pair_step["prealign"], abs=1e-3)
+    assert rigid["seconds_case"] == pytest.approx(sum(rigid["stages"].values()), abs=1e-3)
+    assert {"pair.read", "pair.prealign"} <= set(rigid["stages"])
+    assert "pair.working_grid" not in rigid["stages"]  # rigid does not use the working grid
+    identity = json.loads(Path(outputs["identity"]["runtimes"]).read_text())
+    assert identity["seconds_core"] == 0 and set(identity["stages"]) == {"read", "map_back",
+                                                                          "write"}
 
 
 def test_pair_refuses_a_bad_prealign_setting(case_dir, tmp_path, capsys):
@@ -201,6 +215,7 @@ def test_pair_refuses_a_bad_prealign_setting(case_dir, tmp_path, capsys):
         "--fixed-liver", str(case_dir / "ncect_liver.nii.gz"), "--out", str(tmp_path / "pair"),
         "--settings", PREPROCESS, "--prealign-settings", '{"mode": "affine"}',
         "--prealign-out", str(tmp_path / "pair" / "prealign.tfm"),
+        "--timing-out", str(tmp_path / "pair" / "timing.json"),
     ]) == 2
     assert "prealign.mode" in capsys.readouterr().err
 

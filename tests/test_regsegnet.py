@@ -32,6 +32,7 @@ from synthetic_pairs import (
 
 from liverbench.data.io import ImageError, read_image, write_array
 from liverbench.errors import InputError
+from liverbench.runtime import Stages, write_stages
 from regsegnet.checkpoint import CheckpointError, load_model
 from regsegnet.data import load_pair, load_pairs, make_batch
 from regsegnet.losses import RegistrationLoss, hard_dice
@@ -293,8 +294,13 @@ def test_cli_train_then_predict(tmp_path):
     warped = [str(tmp_path / "warped" / f"{name}.nii.gz") for name in test]
     mappings = [str(tmp_path / "mappings" / f"{name}.h5") for name in test]
     model = ["--model", str(model_dir / "model.pt")]
+    timings = []
+    for name in test:
+        timings.append(str(tmp_path / "timing" / f"{name}.json"))
+        write_stages(Stages({"read": 0.5, "prealign": 0.25, "working_grid": 0.125}), timings[-1])
     predicted = _cli("predict", "--settings", settings, "--threads", "1", *model,
-                     *_predict_args(test, ncects, tmp_path), "--warped", *warped,
+                     *_predict_args(test, ncects, tmp_path), "--pair-timings", *timings,
+                     "--warped", *warped,
                      "--mappings", *mappings, "--cascades", "1", "--method-name", "regsegnet_c1")
     assert predicted.returncode == 0, predicted.stderr
     for patient in ("P2", "P3"):
@@ -308,7 +314,11 @@ def test_cli_train_then_predict(tmp_path):
         assert mapping.GetNumberOfTransforms() == 2  # pre-alignment, network field
         record = json.loads((tmp_path / "rt" / f"{patient}__{patient}.json").read_text())
         assert record["method"] == "regsegnet_c1" and record["extra"]["cascades"] == 1
-        assert 0 < record["seconds_method"] <= record["seconds_total"]
+        assert 0 < record["seconds_core"] <= record["seconds_case"]
+        assert record["stages"]["network"] == record["seconds_core"]
+        assert record["stages"]["pair.prealign"] == 0.25  # the pair step's, inherited
+        assert record["seconds_case"] == pytest.approx(sum(record["stages"].values()),
+                                                       abs=1e-3)
         assert record["device"] == "cpu" and record["threads"] == 1
 
     other = {"P4__P4": write_pair(tmp_path / "pairs" / "P4__P4")}

@@ -45,9 +45,11 @@ def method_frame(method: str, seed: int, missing=(), empty=()) -> pd.DataFrame:
             "dsc": 2 * (1 - fnr - fpr) / (2 - fnr - fpr), "fnr": fnr, "fpr": fpr,
             "msd": rng.uniform(10, 80), "assd": rng.uniform(1, 5), "hd95": rng.uniform(5, 20),
             "rvd": rng.normal(0, 0.05), "lsf_gt": 5.0, "lsf_pred": 5 + rng.normal(0, 0.5),
-            "seconds_method": rng.uniform(0.5, 2), "seconds_total": rng.uniform(3, 5),
+            "seconds_core": rng.uniform(0.5, 2), "seconds_case": rng.uniform(3, 5),
             "device": "cpu", "threads": 2, "peak_memory_mb": 500.0,
         }
+        row["stages"] = json.dumps({"pair.read": 1.0, "network": row["seconds_core"],
+                                    "write": row["seconds_case"] - 1.0 - row["seconds_core"]})
         row["lsf_abs_error"] = abs(row["lsf_pred"] - row["lsf_gt"])
         if pair in missing:
             row.update({k: np.nan for k in row if k not in ("method", "pair", "moving",
@@ -94,8 +96,8 @@ def test_table1_numbers_recomputed(metric_files, tmp_path):
         for metric in ("dsc", "fnr", "fpr", "msd"):
             assert ours.loc[name, f"{metric}_mean"] == pytest.approx(used[metric].mean())
             assert ours.loc[name, f"{metric}_std"] == pytest.approx(used[metric].std())
-        assert ours.loc[name, "runtime_method_mean"] == pytest.approx(
-            frame["seconds_method"].mean())
+        assert ours.loc[name, "runtime_core_mean"] == pytest.approx(
+            frame["seconds_core"].mean())
         mean, std = used["dsc"].mean(), used["dsc"].std()
         assert ours.loc[name, "DSC"] == f"{mean:.2f} ± {std:.2f}"
     # empty prediction: DSC 0 enters the mean, MSD is over the 7 non-empty pairs
@@ -105,7 +107,7 @@ def test_table1_numbers_recomputed(metric_files, tmp_path):
     assert paper.loc["Revised Deepmedic", "msd_mean"] == pytest.approx(143.16)
     assert paper.loc["Revised Deepmedic", "msd_std"] == pytest.approx(61.7)
     assert paper.loc["Elastix + CNN", "runtime_s"] == pytest.approx(122)
-    assert "runtime_method_mean" not in paper.columns
+    assert "runtime_core_mean" not in paper.columns
 
 
 def test_missing_predictions_are_counted_and_named(metric_files, tmp_path):
@@ -380,3 +382,29 @@ def test_metrics_written_before_failures_were_recorded_still_load(metric_files, 
     write_tables(paths, CONFIG, tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "table1.csv").set_index("method")
     assert table.loc["identity", "n_failed"] == 0
+
+
+def test_runtime_table_breaks_the_case_into_stages_and_prints_the_speed_ratio(metric_files,
+                                                                              tmp_path):
+    """One scope for all: the stages of every case add up to its `seconds_case`; the speed
+    ratio is slow / fast on the pairs both timed, on the case and on the core scope."""
+    paths, frames = metric_files
+    out = tmp_path / "out"
+    write_tables(paths, CONFIG, out)
+    stages = pd.read_csv(out / "table_runtime.csv")
+    for method, share in stages.groupby("method")["share_of_case"].sum().items():
+        assert share == pytest.approx(1.0), method
+    regsegnet = stages[stages["method"] == "regsegnet"].set_index("stage")
+    assert list(regsegnet.index) == ["pair.read", "network", "write"]
+    assert regsegnet.loc["network", "seconds_mean"] == pytest.approx(
+        frames["regsegnet"]["seconds_core"].mean())
+    ratio = pd.read_csv(out / "speed_ratio.csv").iloc[0]
+    fast, slow = frames["regsegnet"], frames["elastix_cnn"]
+    assert (ratio["fast"], ratio["slow"], ratio["n_pairs"]) == ("regsegnet", "elastix_cnn", 8)
+    for scope in ("case", "core"):
+        expected = slow[f"seconds_{scope}"].mean() / fast[f"seconds_{scope}"].mean()
+        assert ratio[f"ratio_{scope}"] == pytest.approx(expected)
+    table1 = (out / "table1.md").read_text()
+    assert f"took {ratio['ratio_case']:.3g}× the time of RegSegNet per case" in table1
+    runtime = (out / "table_runtime.md").read_text()
+    assert "pair 1" in runtime and "network" in runtime and "Core (s)" in runtime

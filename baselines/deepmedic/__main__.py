@@ -8,9 +8,12 @@
         --labels P1/ncect_liver.nii.gz ... --val-images ... --val-labels ... \
         --out models/deepmedic/model.pt --losses models/deepmedic/losses.csv
     python -m baselines.deepmedic predict --settings '{...}' --model model.pt \
-        --pairs P1__P1 ... --images prep/P1/ncect.nii.gz ... \
-        --references data/P1/ncect.nii.gz ... --predictions pred/P1__P1.nii.gz ... \
-        --runtimes runtime/P1__P1.json ...
+        --preprocess '{"shape": ...}' --pairs P1__P1 ... --ncect data/P1/ncect.nii.gz ... \
+        --predictions pred/P1__P1.nii.gz ... --runtimes runtime/P1__P1.json ...
+
+`predict` puts each original nCECT on its working grid itself (`--preprocess`: the config's
+preprocess section, as the training images were made), so a case is timed from the image as
+read to the mask written.
 
 Per-pair lists of `predict` are aligned with `--pairs` (one entry each, same order).
 """
@@ -28,6 +31,8 @@ from baselines.deepmedic.sampling import load_volumes
 from baselines.deepmedic.settings import SECTION, Settings
 from baselines.deepmedic.train import STAGES, train_stage
 from liverbench.cli import aligned, run_cli
+from liverbench.data.preprocess import WorkingGrid
+from liverbench.settings import read_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--settings", help="the deepmedic config section: JSON or a file")
     predict.add_argument("--model", required=True)
     predict.add_argument("--pairs", nargs="+", required=True, help="pair ids MOVING__FIXED")
-    predict.add_argument("--images", nargs="+", required=True,
-                         help="working-grid nCECT of each pair's fixed patient")
-    predict.add_argument("--references", nargs="+", required=True,
+    predict.add_argument("--preprocess", required=True,
+                         help="the config's preprocess section (JSON or a file): the working grid")
+    predict.add_argument("--ncect", nargs="+", required=True,
                          help="original nCECT of each pair's fixed patient (output geometry)")
     predict.add_argument("--predictions", nargs="+", required=True, help="liver masks to write")
     predict.add_argument("--runtimes", nargs="+", required=True, help="runtime JSONs to write")
@@ -97,8 +102,9 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
-    jobs = aligned(args, "pairs", "images", "references", "predictions", "runtimes")
-    predict_cases(args.model, setup(args), jobs)
+    jobs = aligned(args, "pairs", "ncect", "predictions", "runtimes")
+    grid = WorkingGrid.from_config(read_settings(args.preprocess, "preprocess"))
+    predict_cases(args.model, setup(args), grid, jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,11 +21,11 @@ from scipy import ndimage
 
 from baselines.deepmedic.checkpoint import load_model
 from baselines.deepmedic.model import DeepMedic, torch_device
-from baselines.deepmedic.sampling import Volume, load_volume
+from baselines.deepmedic.sampling import Volume, volume_of
 from baselines.deepmedic.settings import Settings
 from liverbench.data.io import read_image, write_image
-from liverbench.data.preprocess import to_original
-from liverbench.runtime import RuntimeRecord, Stopwatch
+from liverbench.data.preprocess import WorkingGrid, preprocess_image, to_original
+from liverbench.runtime import RuntimeRecord, Stages, Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -111,44 +111,45 @@ def device_name(device: torch.device) -> str:
 
 
 PathLike = str | os.PathLike
-# One test pair: its id, the working-grid nCECT, the original nCECT, the mask and runtime to write.
-PairJob = tuple[str, PathLike, PathLike, PathLike, PathLike]
+# One test pair: its id, the original nCECT, the mask and runtime to write.
+PairJob = tuple[str, PathLike, PathLike, PathLike]
 
 
-def predict_cases(model_path: PathLike, settings: Settings, jobs: Iterable[PairJob]) -> None:
-    """For each (pair, image, reference, prediction, runtime): segment the working-grid nCECT
-    `image` and write its mask in the geometry of the original nCECT `reference`, with the
-    pair's runtime record.
-
-    seconds_method: network and post-processing (largest component, mapping back), after a
-    warm-up forward; seconds_total: the whole per-pair call (reading to writing).
-    """
+def predict_cases(model_path: PathLike, settings: Settings, grid: WorkingGrid,
+                  jobs: Iterable[PairJob]) -> None:
+    """For each (pair, nCECT, prediction, runtime): put the original nCECT on its working grid
+    (`grid`, as the training images were), segment it and write its mask in the original
+    nCECT's geometry, with the pair's runtime record. Stages: read, working_grid, network,
+    map_back (largest component, onto the original grid), write; `seconds_core` is the
+    network. The model load and one warm-up forward happen before any pair is timed."""
     device = torch_device(settings.device)
     with Stopwatch() as loading:
         model, _ = load_model(model_path, device)
         _warm_up(model, settings.segment_infer, device)
-    for pair, image_path, reference, output, runtime in jobs:
-        with Stopwatch() as total:
-            volume = load_volume(image_path)
-            original = read_image(reference)
-            with Stopwatch() as method:
-                mask = segment(model, volume, settings.segment_infer, device)
-                image = sitk.GetImageFromArray(mask)
-                image.CopyInformation(volume.reference)
-                mapped = to_original(image, original)
+    for pair, ncect_path, output, runtime in jobs:
+        stages = Stages()
+        with stages("read"):
+            original = read_image(ncect_path)
+        with stages("working_grid"):
+            volume = volume_of(preprocess_image(original, grid), None, str(ncect_path))
+        with stages("network"):
+            probabilities = tiled_probabilities(model, volume, settings.segment_infer, device)
+        with stages("map_back"):
+            image = sitk.GetImageFromArray(largest_component(probabilities >= 0.5))
+            image.CopyInformation(volume.reference)
+            mapped = to_original(image, original)
+        with stages("write"):
             write_image(mapped, output)
         liver_ml = float(sitk.GetArrayViewFromImage(mapped).sum()) * np.prod(mapped.GetSpacing())
-        RuntimeRecord(
-            method=METHOD,
-            pair=pair,
-            seconds_method=method.seconds,
-            seconds_total=total.seconds,
-            device=device_name(device),
+        record = RuntimeRecord.from_stages(
+            METHOD, pair, stages, ["network"], device=device_name(device),
             threads=torch.get_num_threads(),
             extra={"model_load_and_warm_up_seconds": loading.seconds,
                    "liver_volume_ml": liver_ml / 1000.0},
-        ).write(runtime)
-        log.info("%s: %.2f s method, %.2f s total", pair, method.seconds, total.seconds)
+        )
+        record.write(runtime)
+        log.info("%s: %.2f s network, %.2f s case", pair, record.seconds_core,
+                 record.seconds_case)
 
 
 def _warm_up(model: DeepMedic, segment_size: Sequence[int], device: torch.device) -> None:

@@ -49,20 +49,25 @@ def load_volume(image_path: str | os.PathLike, label_path: str | os.PathLike | N
                 name: str | None = None) -> Volume:
     """Read a preprocessed image (and its liver mask, which must share its grid)."""
     image = read_image(image_path)
+    volume = volume_of(image, None, name or str(image_path))  # checks the image first
+    if label_path is not None:
+        mask = read_mask(label_path, reference=image, reference_path=image_path)
+        volume.label = sitk.GetArrayFromImage(mask).astype(np.uint8)
+    return volume
+
+
+def volume_of(image: sitk.Image, label: np.ndarray | None, name: str) -> Volume:
+    """A preprocessed image (values in [0, 1]) as the network sees it: z-scored over the body."""
     raw = sitk.GetArrayFromImage(image).astype(np.float32)
     if raw.min() < -1e-3 or raw.max() > 1 + 1e-3:
         raise ImageError(
-            f"{image_path}: expected a preprocessed image with values in [0, 1], got "
+            f"{name}: expected a preprocessed image with values in [0, 1], got "
             f"[{raw.min():.3g}, {raw.max():.3g}] (run the preprocessing first)"
         )
-    label = None
-    if label_path is not None:
-        mask = read_mask(label_path, reference=image, reference_path=image_path)
-        label = sitk.GetArrayFromImage(mask).astype(np.uint8)
     standardised, air = standardise(raw)
     reference = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     reference.CopyInformation(image)
-    return Volume(name or str(image_path), standardised, label, air, reference)
+    return Volume(name, standardised, label, air, reference)
 
 
 def load_volumes(images: Sequence[str], labels: Sequence[str]) -> list[Volume]:

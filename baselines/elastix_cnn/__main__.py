@@ -8,14 +8,16 @@
         --cect-runtimes EXP/elastix_cnn/cect_liver_runtime/P003__P003.json ... \
         --ncect-runtimes EXP/runtime/nnunet_ncect/P003__P003.json ... \
         --prealign EXP/pairs/P003__P003/prealign.tfm ... \
+        --pair-timings EXP/pairs/P003__P003/timing.json ... \
         --predictions EXP/predictions/elastix_cnn/P003__P003.nii.gz ... \
         --mappings EXP/mappings/elastix_cnn/P003__P003.h5 ... \
         --runtimes EXP/runtime/elastix_cnn/P003__P003.json ... \
         --transforms-dir EXP/elastix_cnn/transforms
 
 Every per-pair list is aligned with `--pairs`. Phase 1 (nnU-Net liver masks of each pair's
-original CECT and nCECT) comes from `python -m baselines.nnunet predict`; its runtime records
-are added to this method's time when given (both lists, or neither). Per pair: the dilated
+original CECT and nCECT) comes from `python -m baselines.nnunet predict`; its runtime records'
+stages are added to this method's when given (both lists, or neither), as are the pair step's
+reading and pre-alignment (`--pair-timings`). Per pair: the dilated
 nCECT mask restricts the fixed image, the CECT liver the moving one; elastix registers CECT
 to nCECT (rigid, then B-spline), starting from the pair's pre-alignment when given;
 transformix carries the CECT liver to the nCECT grid, and writes the final mapping
@@ -52,8 +54,10 @@ PER_PAIR = {  # option -> (PairFiles field, help)
                       "optional)"),
     "ncect_runtimes": ("ncect_runtime", "runtime record of the nCECT segmentation (phase 1; "
                        "optional)"),
+    "pair_timings": ("pair_timing", "the pair step's stages (timing.json): its reading and "
+                     "pre-alignment count in the case's time (optional; with --prealign)"),
 }
-OPTIONAL = ("prealign", "cect_runtimes", "ncect_runtimes")
+OPTIONAL = ("prealign", "cect_runtimes", "ncect_runtimes", "pair_timings")
 
 
 def build_parser() -> argparse.ArgumentParser:

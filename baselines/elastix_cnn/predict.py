@@ -2,10 +2,12 @@
 pre-alignment in; the registered liver mask (original nCECT geometry), the final mapping
 (`baselines.elastix_cnn.mapping`) and a runtime record out.
 
-The runtime record splits the method's time the way the paper discusses it: nnU-Net (CECT and
-nCECT segmentation, phase 1, from its own records) and elastix (registration + transformix).
-`seconds_method` is their sum for the pair; `seconds_total` adds the per-pair IO of every
-call. elastix's one-off loading is measured apart (`seconds_startup_shared`).
+The runtime record's stages are the whole case, whichever DAG step ran each part: the pair
+step's reading and pre-alignment (`pair.*`), phase 1's two nnU-Net segmentations (their
+records' stages, `nnunet_cect.*` and `nnunet_ncect.*`), then this call's reading, elastix's
+registration, transformix and writing. `seconds_core` is elastix's registration plus the two
+nnU-Net forward passes: the compute the method cannot do without. elastix's one-off loading
+is measured apart (`extra.seconds_startup_shared`).
 
 A pair elastix cannot register (no convergence, a warped liver of implausible size, an empty
 phase-1 mask) is a recorded failure (`liverbench.runtime.record_failure`): an empty mask, a
@@ -26,7 +28,14 @@ from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.settings import Settings
 from liverbench.data.io import read_image, read_mask, write_image, write_transform
 from liverbench.errors import PairFailure
-from liverbench.runtime import RuntimeRecord, Stopwatch, read_record, record_failure
+from liverbench.runtime import (
+    RuntimeRecord,
+    Stages,
+    Stopwatch,
+    inherit_pair_step,
+    read_record,
+    record_failure,
+)
 
 METHOD = "elastix_cnn"
 
@@ -46,6 +55,7 @@ class PairFiles:
     prealign: Path | None = None  # the pair's pre-alignment (.tfm): elastix's initial transform
     cect_runtime: Path | None = None  # phase 1's runtime records, added to this method's time
     ncect_runtime: Path | None = None
+    pair_timing: Path | None = None  # the pair step's stages (reading, pre-alignment)
 
 
 def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
@@ -62,7 +72,7 @@ def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
         except PairFailure as error:  # elastix failed, or a phase-1 mask is empty
             record_failure(METHOD, files.pair, str(error), read_image(files.ncect),
                            files.prediction, files.runtime,
-                           seconds_total=time.perf_counter() - start, threads=threads)
+                           seconds_case=time.perf_counter() - start, threads=threads)
             write_transform(sitk.Transform(3, sitk.sitkIdentity), files.mapping)
 
 
@@ -71,11 +81,20 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
     """Phases 2-4 for one pair, then its final mapping; parameter maps, result transform and
     log go to `folder`."""
     pair = files.pair
-    with Stopwatch() as total:
+    stages, core = Stages(), ["registration"]
+    if files.pair_timing is not None:  # the originals as read and the pre-alignment
+        inherit_pair_step(stages, files.pair_timing, used=("read", "prealign"))
+    for name, path in (("nnunet_cect", files.cect_runtime), ("nnunet_ncect", files.ncect_runtime)):
+        if path is not None:
+            phase_one = read_record(path)
+            stages.include(phase_one["stages"], prefix=f"{name}.")
+            core += [f"{name}.{stage}" for stage in phase_one["core_stages"]]
+    with stages("read"):
         cect = read_image(files.cect)
         ncect = read_image(files.ncect)
         cect_liver = read_mask(files.cect_liver, cect, files.cect)
         ncect_coarse = read_mask(files.ncect_liver, ncect, files.ncect)
+    with stages("masks"):
         initial, shift = None, None
         if files.prealign is not None:
             initial, shift = mapping.elastix_start(mapping.read_prealign(files.prealign), ncect,
@@ -83,57 +102,38 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
                                                    settings.centre_livers)
         fixed_mask = registration.dilate_mm(ncect_coarse, settings.fixed_mask_dilation_mm)
         moving_mask = registration.dilate_mm(cect_liver, settings.moving_mask_dilation_mm)
-        maps = parameter_maps(settings, ncect.GetSpacing(), cect.GetSpacing(),
-                              prealigned=initial is not None)
-        result = registration.register(ncect, cect, fixed_mask, moving_mask, maps,
-                                       log_dir=folder, name=pair, initial=initial)
-        with Stopwatch() as transformix:
-            warped = registration.transform_mask(cect_liver, result.transform_maps, ncect)
-        registration.check_warped(warped, cect_liver, settings.min_volume_ratio, pair)
+    maps = parameter_maps(settings, ncect.GetSpacing(), cect.GetSpacing(),
+                          prealigned=initial is not None)
+    result = registration.register(ncect, cect, fixed_mask, moving_mask, maps,
+                                   log_dir=folder, name=pair, initial=initial)
+    stages.add("registration", result.seconds)
+    with stages("transformix"):
+        warped = registration.transform_mask(cect_liver, result.transform_maps, ncect)
+    registration.check_warped(warped, cect_liver, settings.min_volume_ratio, pair)
+    with stages("write"):
         write_image(warped, files.prediction)
-        registration.write_parameter_maps(maps, folder, "parameters")
-        registration.write_parameter_maps(result.transform_maps, folder, "TransformParameters")
-    # An evaluation output, not part of the method: timed apart, outside seconds_method/_total.
+    registration.write_parameter_maps(maps, folder, "parameters")
+    registration.write_parameter_maps(result.transform_maps, folder, "TransformParameters")
+    # An evaluation output, not part of the method: timed apart, outside the stages.
     with Stopwatch() as final_mapping:
         grid = mapping.Grid.of(ncect).coarse(settings.mapping_spacing_mm)
         field = registration.deformation_field(result.transform_maps, cect_liver, grid, pair)
         write_transform(mapping.field_transform(field, grid), files.mapping)
-
-    nnunet_cect = _phase_one(files.cect_runtime)
-    nnunet_ncect = _phase_one(files.ncect_runtime)
-    known = nnunet_cect is not None and nnunet_ncect is not None
-    seconds_nnunet = (nnunet_cect["seconds_method"] + nnunet_ncect["seconds_method"]
-                      if known else None)
-    seconds_elastix = result.seconds + transformix.seconds
-    seconds_total = total.seconds + (nnunet_cect["seconds_total"] + nnunet_ncect["seconds_total"]
-                                     if known else 0.0)
     voxels = int(sitk.GetArrayViewFromImage(warped).sum())
-    print(f"{pair}: elastix {result.seconds:.1f} s, transformix {transformix.seconds:.2f} s, "
-          f"mapping {final_mapping.seconds:.2f} s, {voxels} liver voxels", flush=True)
-    RuntimeRecord(
-        METHOD, pair, seconds_elastix + (seconds_nnunet or 0.0), seconds_total, device="cpu",
-        threads=threads,
+    print(f"{pair}: elastix {result.seconds:.1f} s, transformix "
+          f"{stages.seconds['transformix']:.2f} s, mapping {final_mapping.seconds:.2f} s, "
+          f"{voxels} liver voxels", flush=True)
+    RuntimeRecord.from_stages(
+        METHOD, pair, stages, core, device="cpu", threads=threads,
         extra={
-            "seconds_nnunet": seconds_nnunet,
-            "seconds_elastix": round(seconds_elastix, 3),
-            "seconds_nnunet_cect": nnunet_cect["seconds_method"] if known else None,
-            "seconds_nnunet_ncect": nnunet_ncect["seconds_method"] if known else None,
-            "seconds_registration": round(result.seconds, 3),
-            "seconds_transformix": round(transformix.seconds, 3),
-            "seconds_pair_call": round(total.seconds, 3),
             "seconds_startup_shared": round(startup_seconds, 3),
             "seconds_mapping": round(final_mapping.seconds, 3),
             "prealigned": files.prealign is not None,
             "liver_centroid_shift_mm": None if shift is None else [round(float(v), 2)
                                                                    for v in shift],
-            "nnunet_included": known,
+            "nnunet_included": files.cect_runtime is not None,
         },
     ).write(files.runtime)
-
-
-def _phase_one(path: Path | None) -> dict | None:
-    """The runtime record of a phase-1 nnU-Net segmentation (None: not given)."""
-    return None if path is None else read_record(path)
 
 
 def _load_elastix() -> None:

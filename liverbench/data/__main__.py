@@ -6,7 +6,7 @@
     python -m liverbench.data preprocess --case DIR --out DIR --settings '{"shape": ...}'
     python -m liverbench.data pair --moving F --moving-liver F --fixed F --fixed-liver F \\
         --out DIR --settings '{"shape": ...}' --prealign-settings '{"mode": "rigid"}' \\
-        --prealign-out DIR/prealign.tfm
+        --prealign-out DIR/prealign.tfm --timing-out DIR/timing.json
     python -m liverbench.data splits --patients P1 P2 ... --fractions 35 5 20 --seed S ...
 
 `--settings` is the config's `preprocess` section, `--prealign-settings` its `prealign` section
@@ -35,7 +35,7 @@ from liverbench.data.preprocess import (
 from liverbench.data.splits import SPLITS, plan_splits
 from liverbench.errors import InputError
 from liverbench.layout import CASE_FILES, image_file
-from liverbench.runtime import Stopwatch
+from liverbench.runtime import Stages, write_stages
 from liverbench.settings import read_settings
 
 PROG = "python -m liverbench.data"
@@ -57,25 +57,31 @@ def preprocess_case(case_dir: Path, out_dir: Path, grid: WorkingGrid) -> None:
 def make_pair(
     moving: Path, moving_liver: Path, fixed: Path, fixed_liver: Path, out_dir: Path,
     grid: WorkingGrid, settings: PrealignSettings, prealign_out: Path,
-) -> float:
+) -> Stages:
     """Pre-align the moving CECT to the fixed nCECT (original images), write the transform,
     and put both on the fixed nCECT's working grid, the CECT resampled THROUGH the
-    pre-alignment; returns the pre-alignment's seconds."""
-    fixed_image = read_image(fixed)
-    fixed_mask = read_mask(fixed_liver, fixed_image, fixed)
-    moving_image = read_image(moving)
-    moving_mask = read_mask(moving_liver, moving_image, moving)
-    with Stopwatch() as watch:
+    pre-alignment. Returns the timed stages a method using the pair inherits (`read`,
+    `prealign`, `working_grid`); the nCECT liver on the working grid is ground truth for
+    training and evaluation, no method's input, and is not timed."""
+    stages = Stages()
+    with stages("read"):
+        fixed_image = read_image(fixed)
+        moving_image = read_image(moving)
+        moving_mask = read_mask(moving_liver, moving_image, moving)
+    with stages("prealign"):
         transform = prealign(fixed_image, moving_image, settings)
-    write_transform(transform, prealign_out)
-    reference = working_reference(fixed_image, grid)
+        write_transform(transform, prealign_out)
     out = str(out_dir)
-    write_image(preprocess_image(moving_image, grid, reference, transform),
-                image_file(out, "moving"))
-    write_image(resample_mask(moving_mask, reference, transform), image_file(out, "moving_liver"))
-    write_image(preprocess_image(fixed_image, grid, reference), image_file(out, "fixed"))
+    with stages("working_grid"):
+        reference = working_reference(fixed_image, grid)
+        write_image(preprocess_image(moving_image, grid, reference, transform),
+                    image_file(out, "moving"))
+        write_image(resample_mask(moving_mask, reference, transform),
+                    image_file(out, "moving_liver"))
+        write_image(preprocess_image(fixed_image, grid, reference), image_file(out, "fixed"))
+    fixed_mask = read_mask(fixed_liver, fixed_image, fixed)
     write_image(resample_mask(fixed_mask, reference), image_file(out, "fixed_liver"))
-    return watch.seconds
+    return stages
 
 
 def _grid(args: argparse.Namespace) -> WorkingGrid:
@@ -106,9 +112,11 @@ def _preprocess(args: argparse.Namespace) -> None:
 
 def _pair(args: argparse.Namespace) -> None:
     settings = PrealignSettings.from_text(args.prealign_settings, section="prealign")
-    seconds = make_pair(args.moving, args.moving_liver, args.fixed, args.fixed_liver, args.out,
-                        _grid(args), settings, args.prealign_out)
-    print(f"pre-alignment ({settings.mode}): {seconds:.2f} s")
+    stages = make_pair(args.moving, args.moving_liver, args.fixed, args.fixed_liver, args.out,
+                       _grid(args), settings, args.prealign_out)
+    write_stages(stages, args.timing_out)
+    print(f"pre-alignment ({settings.mode}): {stages.seconds['prealign']:.2f} s; "
+          f"pair step {stages.total():.2f} s")
 
 
 def _splits(args: argparse.Namespace) -> None:
@@ -155,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the config's prealign section (JSON)")
     p.add_argument("--prealign-out", type=Path, required=True,
                    help="the pre-alignment transform file (.tfm), nCECT -> CECT world")
+    p.add_argument("--timing-out", type=Path, required=True,
+                   help="the pair step's stages (JSON), which the methods using it inherit")
     p.set_defaults(func=_pair)
 
     p = sub.add_parser("splits", help=f"patient-level splits {SPLITS} and pair lists -> JSON")

@@ -23,6 +23,7 @@ target registration error; without ``--truths`` these columns are absent, not ze
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -43,7 +44,8 @@ from liverbench.evaluation.metrics import METRIC_KEYS, evaluate
 from liverbench.evaluation.registration_error import TRUTH_COLUMNS, registration_columns
 from liverbench.layout import parse_pair
 
-RUNTIME_COLUMNS = ("seconds_method", "seconds_total", "device", "threads", "peak_memory_mb")
+RUNTIME_COLUMNS = ("seconds_core", "seconds_case", "device", "threads", "peak_memory_mb",
+                   "stages")
 LSF_COLUMNS = ("lsf_gt", "lsf_pred", "lsf_abs_error")
 COLUMNS = (
     ("method", "pair", "moving", "fixed", "status")
@@ -77,10 +79,11 @@ def read_runtime(path: Path) -> dict[str, Any]:
     """The runtime columns of a runtime record (NaN/empty where the record is absent), and
     its status (`failed`, with the reason, where the method gave up on the pair)."""
     if not path.exists():
-        return {"seconds_method": NAN, "seconds_total": NAN, "device": "",
-                "threads": NAN, "peak_memory_mb": NAN, "status": runtime.OK, "reason": ""}
+        return {"seconds_core": NAN, "seconds_case": NAN, "device": "", "threads": NAN,
+                "peak_memory_mb": NAN, "stages": "", "status": runtime.OK, "reason": ""}
     record = runtime.read_record(path)
     values = {key: NAN if record[key] is None else record[key] for key in RUNTIME_COLUMNS}
+    values["stages"] = json.dumps(record["stages"])  # name -> seconds, adding up to the case
     return {**values, "status": record["status"], "reason": str(record.get("reason") or "")}
 
 

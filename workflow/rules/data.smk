@@ -165,6 +165,7 @@ rule pair:
     output:
         images=[LAYOUT.pair_file(pair_id("{moving}", "{fixed}"), name) for name in PAIR_FILES],
         prealign=LAYOUT.prealign(pair_id("{moving}", "{fixed}")),
+        timing=LAYOUT.pair_timing(pair_id("{moving}", "{fixed}")),
     params:
         out=lambda wildcards: LAYOUT.pair_dir(pair_id(wildcards.moving, wildcards.fixed)),
         settings=settings_json("preprocess"),
@@ -183,4 +184,4 @@ rule pair:
         f"{DATA_COMMAND} pair --moving {{input.moving:q}} --moving-liver {{input.moving_liver:q}} "
         "--fixed {input.fixed:q} --fixed-liver {input.fixed_liver:q} --out {params.out:q} "
         "--settings {params.settings:q} --prealign-settings {params.prealign:q} "
-        "--prealign-out {output.prealign:q} > {log:q} 2>&1"
+        "--prealign-out {output.prealign:q} --timing-out {output.timing:q} > {log:q} 2>&1"

@@ -78,13 +78,13 @@ rule deepmedic_finetune:
 rule deepmedic_predict:
     input:
         model=rules.deepmedic_finetune.output.model,
-        images=[LAYOUT.prep_file(p, "ncect") for p in DM_FIXED],
-        references=[LAYOUT.case_file(p, "ncect") for p in DM_FIXED],
+        ncect=[LAYOUT.case_file(p, "ncect") for p in DM_FIXED],
     output:
         predictions=predictions("deepmedic"),
         runtimes=runtimes("deepmedic"),
     params:
         settings=settings_json("deepmedic"),
+        preprocess=settings_json("preprocess"),
         pairs=TEST_PAIRS,
     benchmark:
         LAYOUT.benchmark("deepmedic", "predict")
@@ -99,6 +99,6 @@ rule deepmedic_predict:
     shell:
         "python -m baselines.deepmedic predict "
         "--settings {params.settings:q} --threads {threads} --model {input.model:q} "
-        "--pairs {params.pairs:q} --images {input.images:q} "
-        "--references {input.references:q} --predictions {output.predictions:q} "
+        "--preprocess {params.preprocess:q} --pairs {params.pairs:q} --ncect {input.ncect:q} "
+        "--predictions {output.predictions:q} "
         "--runtimes {output.runtimes:q} > {log:q} 2>&1"

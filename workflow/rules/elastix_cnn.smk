@@ -7,7 +7,8 @@
 #            transformix carries the CECT liver to the nCECT and writes the final mapping
 #            (pre-alignment, rigid, B-spline); all test pairs in one process (elastix loads
 #            once), each timed. Maps and logs: EXP/elastix_cnn/transforms/.
-# The runtime record adds phase 1's seconds to elastix's (extra: seconds_nnunet, seconds_elastix).
+# The runtime record's stages: the pair step's reading and pre-alignment, phase 1's two
+# nnU-Net segmentations, then elastix's own (docs/evaluation.md, "Runtime").
 
 ELASTIX_CNN = config["elastix_cnn"]
 ELASTIX_CNN_DIR = LAYOUT.method_dir("elastix_cnn")
@@ -66,6 +67,7 @@ rule elastix_cnn_register:
         cect=ELASTIX_CNN_CECT,
         ncect=ELASTIX_CNN_NCECT,
         prealign=ELASTIX_CNN_PREALIGN,
+        pair_timings=[LAYOUT.pair_timing(pair) for pair in TEST_PAIRS],
         cect_liver=rules.elastix_cnn_segment_cect.output.masks,
         cect_runtimes=rules.elastix_cnn_segment_cect.output.runtimes,
         ncect_liver=predictions("nnunet_ncect"),
@@ -91,7 +93,8 @@ rule elastix_cnn_register:
     shell:
         "python -m baselines.elastix_cnn register --settings {params.settings:q} "
         "--threads {threads} --pairs {params.pairs:q} --cect {input.cect:q} "
-        "--ncect {input.ncect:q} --prealign {input.prealign:q} --cect-liver {input.cect_liver:q} "
+        "--ncect {input.ncect:q} --prealign {input.prealign:q} "
+        "--pair-timings {input.pair_timings:q} --cect-liver {input.cect_liver:q} "
         "--ncect-liver {input.ncect_liver:q} --cect-runtimes {input.cect_runtimes:q} "
         "--ncect-runtimes {input.ncect_runtimes:q} --predictions {output.predictions:q} "
         "--mappings {output.mappings:q} --runtimes {output.runtimes:q} "

@@ -126,6 +126,14 @@ rule tables:
             caption="../report/table_mask_source.rst",
             category="1. Table 1",
         ),
+        runtime_csv=LAYOUT.table("table_runtime", "csv"),
+        runtime_md=LAYOUT.table("table_runtime", "md"),
+        runtime_html=report(
+            LAYOUT.table("table_runtime", "html"),
+            caption="../report/table_runtime.rst",
+            category="1. Table 1",
+        ),
+        speed_ratio=LAYOUT.table("speed_ratio", "csv"),
     params:
         settings=settings_json("evaluation"),
         experiment=config["experiment"],

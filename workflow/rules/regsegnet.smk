@@ -83,6 +83,7 @@ rule regsegnet_predict:
         moving_liver=[LAYOUT.pair_file(pair, "moving_liver") for pair in TEST_PAIRS],
         fixed=[LAYOUT.pair_file(pair, "fixed") for pair in TEST_PAIRS],
         prealign=[LAYOUT.prealign(pair) for pair in TEST_PAIRS],
+        pair_timings=[LAYOUT.pair_timing(pair) for pair in TEST_PAIRS],
         originals=fixed_files("ncect"),
         cect_liver=moving_files("cect_liver"),
         moving_masks=REGSEGNET_MOVING_MASKS,
@@ -114,7 +115,8 @@ rule regsegnet_predict:
         "python -m regsegnet predict --settings {params.settings:q} --threads {threads} "
         "--model {input.model:q} --pairs {params.pairs:q} --moving {input.moving:q} "
         "--moving-liver {input.moving_liver:q} --fixed {input.fixed:q} "
-        "--prealign {input.prealign:q} --original-ncect {input.originals:q} "
+        "--prealign {input.prealign:q} --pair-timings {input.pair_timings:q} "
+        "--original-ncect {input.originals:q} "
         "--cect-liver {input.cect_liver:q} "
         "--predictions {output.predictions:q} --runtimes {output.runtimes:q} "
         "--warped {output.warped:q} --mappings {output.mappings:q} "

@@ -8,6 +8,7 @@ rule rigid_predict:
         cect_liver=moving_files("cect_liver"),
         ncect=fixed_files("ncect"),
         prealign=[LAYOUT.prealign(pair) for pair in TEST_PAIRS],
+        pair_timings=[LAYOUT.pair_timing(pair) for pair in TEST_PAIRS],
     output:
         predictions=predictions("rigid"),
         runtimes=runtimes("rigid"),
@@ -27,5 +28,6 @@ rule rigid_predict:
     shell:
         "python -m baselines.rigid --pairs {params.pairs:q} --cect {input.cect:q} "
         "--cect-liver {input.cect_liver:q} --ncect {input.ncect:q} "
-        "--prealign {input.prealign:q} --predictions {output.predictions:q} "
+        "--prealign {input.prealign:q} --pair-timings {input.pair_timings:q} "
+        "--predictions {output.predictions:q} "
         "--runtimes {output.runtimes:q} --mappings {output.mappings:q} > {log:q} 2>&1"

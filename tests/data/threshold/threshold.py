@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from liverbench.cli import aligned, command
 from liverbench.data.io import read_image, write_image
-from liverbench.runtime import RuntimeRecord, Stopwatch
+from liverbench.runtime import RuntimeRecord, Stages
 
 
 def segment(ncect: sitk.Image, low: float, high: float) -> sitk.Image:
@@ -28,12 +28,15 @@ def predict(args: argparse.Namespace) -> None:
     for pair, ncect_path, prediction, runtime in aligned(
         args, "pairs", "ncect", "predictions", "runtimes"
     ):
-        with Stopwatch() as total:
+        stages = Stages()  # one timing scope for every method: the image read to the mask written
+        with stages("read"):
             ncect = read_image(ncect_path)
-            with Stopwatch() as work:
-                mask = segment(ncect, args.low, args.high)
+        with stages("segmentation"):
+            mask = segment(ncect, args.low, args.high)
+        with stages("write"):
             write_image(mask, prediction)
-        RuntimeRecord("threshold", pair, work.seconds, total.seconds, threads=1).write(runtime)
+        RuntimeRecord.from_stages("threshold", pair, stages, core=["segmentation"],
+                                  threads=1).write(runtime)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
