@@ -59,7 +59,7 @@ SITE_ENV = {
     "REGSEGBENCH_SLURM_TRAIN_RUNTIME": "30",
 }
 SITE_VARIABLES = [*SITE_ENV, "REGSEGBENCH_SLURM_GPU_PARTITION"]
-RUNTIME_COLUMN = re.compile(r"second|runtime|time|memory|device|threads|cpu", re.I)
+RUNTIME_COLUMN = re.compile(r"second|runtime|time|memory|device|threads|cpu|stages", re.I)
 
 
 def render_profile(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
