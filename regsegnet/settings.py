@@ -85,7 +85,7 @@ class Augmentation(SettingsBase):
 class Settings(SettingsBase):
     cascades: int = 3
     channels: tuple[int, ...] = (16, 32, 32, 32, 32)
-    field_smoothing: float = 3.0  # Gaussian sigma (working voxels) of each cascade's field
+    field_smoothing: float = 5.0  # Gaussian sigma (working voxels) of each cascade's field
     loss: LossWeights = field(default_factory=LossWeights)
     mi_bins: int = 23
     mi_samples: int = 16384  # voxels drawn per MI evaluation; 0 = every voxel
