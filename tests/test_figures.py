@@ -76,7 +76,7 @@ def test_summary_cli_and_box_count(tmp_path):
     for name in ("metrics_boxplot.png", "runtime.png", "accuracy_runtime.png",
                  "lsf_bland_altman.png"):
         assert_png(tmp_path / "f" / name)
-    from liverbench.evaluation.tables import load_metrics
+    from liverbench.evaluation.metric_frame import load_metrics
 
     frame, methods = load_metrics(paths)
     figure = metric_boxplots(frame, methods, labels=labels)
@@ -232,7 +232,7 @@ def test_displacement_figure_and_correlations(tmp_path):
     assert summary.loc["follows", "label"] == "Follows"
 
     from liverbench.evaluation.displacement import agreement, displacement_figure, displacements
-    from liverbench.evaluation.tables import load_metrics
+    from liverbench.evaluation.metric_frame import load_metrics
 
     frame, _ = load_metrics([paths["follows"], paths["shifts"]])
     data = displacements(frame, load_metrics([paths["rigid"]])[0])

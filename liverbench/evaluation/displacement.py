@@ -113,7 +113,7 @@ def write_displacement(metric_paths: Sequence[str | os.PathLike],
     """The figure (PNG) and the per-method agreement (CSV)."""
     from liverbench.evaluation.evaluate import write_csv
     from liverbench.evaluation.figures import save_figure
-    from liverbench.evaluation.tables import load_metrics
+    from liverbench.evaluation.metric_frame import load_metrics
 
     frame, methods = load_metrics(metric_paths)
     baseline, (baseline_method,) = load_metrics([baseline_path])

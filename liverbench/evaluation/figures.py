@@ -107,7 +107,7 @@ def _labels(methods: Sequence[str], labels: Mapping[str, str] | None) -> list[st
 
 def load_metric_frames(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list[str]]:
     """Concatenate per-method metric CSVs; the method order is the file order."""
-    from liverbench.evaluation.tables import load_metrics
+    from liverbench.evaluation.metric_frame import load_metrics
 
     return load_metrics(paths)
 

@@ -4,7 +4,9 @@
         --settings '{"reference_method": "regsegnet", ...}' --experiment E --seed 2024 \\
         --out-dir DIR
 
-writes ``table1.{csv,md,tex,html}`` and ``table_extended.{csv,md,html}`` to DIR.
+writes ``table1.{csv,md,tex,html}``, ``table_extended.{csv,md,html}`` (`extended`),
+``table_mask_source.{csv,md,html}`` (`mask_source`), ``table_runtime.{csv,md,html}`` and
+``speed_ratio.csv`` (`runtime_table`) to DIR; the frame they share is `metric_frame`'s.
 
 Which pairs enter which number (stated in every table's notes):
 - a ``missing`` prediction enters nothing; it is counted in the ``missing`` column and named
@@ -39,19 +41,27 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from liverbench.cli import command
 from liverbench.data.io import write_text
-from liverbench.evaluation.evaluate import COLUMNS, STATUSES, write_csv
+from liverbench.evaluation.evaluate import write_csv
+from liverbench.evaluation.extended import extended_blocks, extended_values
 from liverbench.evaluation.mask_source import mask_source_block, mask_source_values
-from liverbench.evaluation.registration_error import TRUTH_COLUMNS
+from liverbench.evaluation.metric_frame import (
+    CONVENTION_NOTE,
+    TRE_NOTE,
+    counts,
+    label_of,
+    load_metrics,
+    notes_for_counts,
+    present,
+    scored,
+)
 from liverbench.evaluation.render import (
     DASH,
     Block,
     fmt_mean_std,
-    fmt_p,
     fmt_seconds,
     to_html,
     to_latex,
@@ -65,10 +75,6 @@ from liverbench.evaluation.runtime_table import (
 )
 from liverbench.evaluation.settings import Settings
 from liverbench.evaluation.statistics import (
-    bootstrap_ci,
-    holm,
-    paired_wilcoxon,
-    stable_seed,
     summarize,
 )
 
@@ -78,109 +84,11 @@ DEFAULT_PAPER_LABEL = "Paper (Pham et al., MIDL 2024, H108, private)"
 TABLE1_METRICS = ("dsc", "fnr", "fpr", "msd", "tre_mean_mm")
 TABLE1_NAMES = {"dsc": "DSC", "fnr": "FNR", "fpr": "FPR", "msd": "MSD (mm)",
                 "tre_mean_mm": "TRE (mm)"}
-EXTENDED_METRICS = (
-    "dsc", "fnr", "fpr", "msd", "assd", "hd95", "rvd", "lsf_abs_error", "tre_mean_mm",
-    "centroid_error_mm", "seconds_core", "seconds_case",
-)
-METRIC_NAMES = {
-    "dsc": "DSC",
-    "fnr": "FNR (paper)",
-    "fpr": "FPR (paper)",
-    "msd": "MSD (max, mm)",
-    "assd": "ASSD (mm)",
-    "hd95": "HD95 (mm)",
-    "rvd": "RVD",
-    "lsf_abs_error": "LSF abs. error (pp)",
-    "tre_mean_mm": "TRE, mean over the liver (mm)",
-    "centroid_error_mm": "Liver centroid error (mm)",
-    "seconds_core": "Runtime, core (s)",
-    "seconds_case": "Runtime, case (s)",
-}
-DIGITS = {"dsc": 3, "fnr": 3, "fpr": 3, "rvd": 3}
 RUNTIME_HEADER = ("Core (s)", "Case (s)")
 COUNT_HEADER = ("n", "missing", "empty")
-CONVENTION_NOTE = (
-    "Mean ± sample std over test pairs. FNR = FN/|GT∪P| and FPR = FP/|GT∪P| (the paper's "
-    "convention); MSD is the maximum symmetric surface distance (Hausdorff) in mm, as in the "
-    "paper. Runtime per case (3 significant digits), one scope for every method: Case, from "
-    "the original images as read to the mask written, every step included whichever DAG "
-    "rule ran it; Core, the network forward passes or the registration alone (the runtime "
-    "table breaks the case into stages)."
-)
-TRE_NOTE = (
-    "TRE: target registration error against the true motion, the mean over the nCECT's "
-    "ground-truth liver voxels of |T_method(p) − T_true(p)| in mm, for the methods that write "
-    "a mapping; a dash for the others."
-)
-
-
-def present(metrics: Sequence[str], frame: pd.DataFrame) -> list[str]:
-    """The metrics the frame has: the registration-error columns exist only where the cohort
-    has a true motion."""
-    return [metric for metric in metrics if metric in frame.columns]
-
-# ----------------------------------------------------------------------------- input
-
-
-def load_metrics(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list[str]]:
-    """Concatenate per-method CSVs (one method each); return the frame and the method order."""
-    frames, methods = [], []
-    for path in paths:
-        frame = pd.read_csv(path, keep_default_na=True)
-        if "reason" not in frame.columns:  # written before failures were recorded: none failed
-            frame["reason"] = ""
-        missing = [c for c in COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{path}: not a metrics CSV, lacks columns {', '.join(missing)}")
-        names = frame["method"].dropna().unique().tolist()
-        if len(names) != 1:
-            raise ValueError(f"{path}: expected one method per file, found {names}")
-        bad = sorted(set(frame["status"]) - set(STATUSES))
-        if bad:
-            raise ValueError(f"{path}: unknown status values {bad}")
-        if names[0] in methods:
-            raise ValueError(f"{path}: method {names[0]!r} appears in two metric files")
-        methods.append(str(names[0]))
-        frames.append(frame)
-    if not frames:
-        raise ValueError("no metric files given")
-    frame = pd.concat(frames, ignore_index=True)
-    numeric = [c for c in (*COLUMNS, *TRUTH_COLUMNS) if c in frame.columns
-               and c not in ("method", "pair", "moving", "fixed", "status", "device", "reason",
-                             "stages")]
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
-    return frame, methods
-
-
-def scored(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a prediction (status ok, empty or failed): the rows that enter means."""
-    return frame[frame["status"] != "missing"]
-
-
-def penalised(frame: pd.DataFrame, metric: str) -> pd.Series:
-    """The metric of the scored rows, an empty or failed prediction's undefined value (NaN)
-    replaced by the worst value of the metric over all rows: for the paired tests, where a
-    pair must not drop out because a method produced nothing. Higher is worse for every
-    metric with undefined values (distances, errors); DSC is defined (0) for them."""
-    rows = scored(frame)
-    values = rows[metric].astype(float)
-    undefined = rows["status"].isin(("empty", "failed")) & values.isna()
-    worst = values.max()
-    return values.where(~undefined, worst)
 
 
 # ----------------------------------------------------------------------------- numbers
-
-
-def counts(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
-    """Per method: n_pairs, n_ok, n_empty, n_failed, n_missing."""
-    table = (
-        frame.groupby("method")["status"].value_counts().unstack(fill_value=0)
-        .reindex(index=list(methods), columns=list(STATUSES), fill_value=0)
-    )
-    table.columns = [f"n_{status}" for status in table.columns]
-    table.insert(0, "n_pairs", table.sum(axis=1))
-    return table.astype(int)
 
 
 def table1_values(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
@@ -202,51 +110,7 @@ def table1_values(frame: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def extended_values(
-    frame: pd.DataFrame,
-    methods: Sequence[str],
-    reference: str | None,
-    seed: int,
-    n_boot: int,
-    tested: Sequence[str] = (),
-) -> pd.DataFrame:
-    """Long table, one row per (method, metric): summary, bootstrap CI, Wilcoxon vs reference
-    for the `tested` methods (on every pair both were scored on, `penalised`), Holm-adjusted
-    within each metric over those tests."""
-    n = counts(frame, methods)
-    rows = []
-    for metric in present(EXTENDED_METRICS, frame):
-        ok = scored(frame)[["method", "pair"]].assign(**{metric: penalised(frame, metric)})
-        for method in methods:
-            values = scored(frame[frame["method"] == method])[metric]
-            row: dict[str, Any] = {"metric": metric, "method": method, **summarize(values)}
-            row["ci_low"], row["ci_high"] = bootstrap_ci(
-                values, stable_seed(seed, method, metric), n_boot
-            )
-            row.update(reference=reference or "", n_paired=np.nan, statistic=np.nan,
-                       p_value=np.nan)
-            if reference and method != reference and method in tested:
-                both = pd.merge(
-                    ok.loc[ok["method"] == method, ["pair", metric]],
-                    ok.loc[ok["method"] == reference, ["pair", metric]],
-                    on="pair", suffixes=("", "_ref"),
-                )
-                test = paired_wilcoxon(both[metric], both[f"{metric}_ref"])
-                row.update(n_paired=test["n"], statistic=test["statistic"], p_value=test["p"])
-            row.update(n.loc[method].to_dict())
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    table["p_holm"] = np.nan
-    for _, group in table.groupby("metric", sort=False):
-        table.loc[group.index, "p_holm"] = holm(group["p_value"].to_numpy())
-    return table
-
-
 # ----------------------------------------------------------------------------- formatting
-
-
-def label_of(method: str, labels: dict[str, str]) -> str:
-    return str(labels.get(method, method))
 
 
 def _number(text: Any) -> str:
@@ -285,34 +149,6 @@ def paper_rows(config: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
 
 
 # ----------------------------------------------------------------------------- table 1
-
-
-def _notes_for_counts(n: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame) -> list:
-    notes = []
-    for method, row in n.iterrows():
-        name = label_of(str(method), labels)
-        if row["n_missing"]:
-            notes.append(
-                f"{name}: {row['n_missing']} of {row['n_pairs']} predictions missing; its "
-                f"statistics use only the {row['n_pairs'] - row['n_missing']} pairs with a "
-                "prediction."
-            )
-        if row["n_empty"]:
-            notes.append(
-                f"{name}: {row['n_empty']} empty prediction(s), counted in DSC/FNR/FPR "
-                f"(DSC 0); surface distances use the {row['n_ok']} non-empty ones."
-            )
-        if row["n_failed"]:
-            failed = frame[(frame["method"] == method) & (frame["status"] == "failed")]
-            reasons = "; ".join(f"{r.pair}: {r.reason}" for r in failed.itertuples())
-            notes.append(
-                f"{name}: {row['n_failed']} of {row['n_pairs']} pairs failed (in the missing "
-                f"column), scored as empty predictions (DSC 0) — {reasons}"
-            )
-    pair_sets = {m: frozenset(g["pair"]) for m, g in frame.groupby("method")}
-    if len(set(pair_sets.values())) > 1:
-        notes.append("The methods were not scored on the same set of pairs.")
-    return notes
 
 
 def _mask_note(methods: Sequence[str], config: dict[str, Any],
@@ -360,7 +196,7 @@ def table1(
         notes=[CONVENTION_NOTE, *([TRE_NOTE] if "tre_mean_mm" in metrics else []),
                *_mask_note(methods, config, labels),
                *speed_notes(speed_ratios(frame), labels),
-               *_notes_for_counts(counts(frame, methods), labels, frame)],
+               *notes_for_counts(counts(frame, methods), labels, frame)],
     )
     blocks = [ours]
     paper_csv: list[dict[str, Any]] = []
@@ -395,69 +231,6 @@ def table1(
                                              *shown, *(f"{k}_{s}" for k in metrics
                                                        for s in ("mean", "std")), "runtime_s"])
     return table[first + [c for c in table.columns if c not in first]], paper, blocks
-
-
-# ----------------------------------------------------------------------------- extended
-
-
-def extended_blocks(
-    table: pd.DataFrame, methods: Sequence[str], config: dict[str, Any], frame: pd.DataFrame,
-    reference: str | None,
-) -> list[Block]:
-    """Counts, then one block per metric: n, mean ± std, median [IQR], CI, p, p (Holm)."""
-    labels = config["method_labels"]
-    n = counts(frame, methods)
-    count_frame = pd.DataFrame(
-        [[label_of(m, labels), *n.loc[m].tolist()] for m in methods],
-        columns=["Method", "pairs", "ok", "empty", "failed", "missing"],
-    )
-    notes = [CONVENTION_NOTE, *_notes_for_counts(n, labels, frame),
-             *([TRE_NOTE] if "tre_mean_mm" in frame.columns else []),
-             "95% CI: percentile bootstrap of the mean "
-             f"({config['bootstrap_samples']} resamples, seeded)."]
-    if reference:
-        notes.append(
-            f"p: two-sided paired Wilcoxon signed-rank test against {label_of(reference, labels)}"
-            " on every pair both were scored on (n paired); an empty or failed prediction keeps"
-            " DSC 0 and takes the worst observed value of a distance, so it ranks last; "
-            "Holm-corrected within each metric over the methods tested."
-        )
-        tested = [label_of(m, labels) for m in methods
-                  if m in config["tested_methods"] and m != reference]
-        untested = [label_of(m, labels) for m in methods
-                    if m not in config["tested_methods"] and m != reference]
-        notes.append("Tested (the Holm family, evaluation.tested_methods): "
-                     f"{', '.join(tested) or 'none'}."
-                     + (f" Shown without a test (bounds, ablations): {', '.join(untested)}."
-                        if untested else ""))
-    else:
-        wanted = config["reference_method"]
-        notes.append(f"Paired tests skipped: the reference method {wanted!r} is not among the "
-                     f"methods scored ({', '.join(methods)}).")
-    blocks = [Block("Predictions per method", count_frame, notes)]
-    for metric in present(EXTENDED_METRICS, frame):
-        digits = DIGITS.get(metric, 2)
-        rows = []
-        for _, r in table[table["metric"] == metric].iterrows():
-            is_ref = r["method"] == reference
-            rows.append([
-                label_of(r["method"], labels),
-                int(r["n"]),
-                fmt_seconds(r["mean"], r["std"]) if metric.startswith("seconds_")
-                else fmt_mean_std(r["mean"], r["std"], digits),
-                DASH if not np.isfinite(r["median"]) else
-                f"{r['median']:.{digits}f} [{r['q1']:.{digits}f}, {r['q3']:.{digits}f}]",
-                DASH if not np.isfinite(r["ci_low"]) else
-                f"[{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]",
-                "reference" if is_ref else ("not tested" if not np.isfinite(r["n_paired"])
-                                            else int(r["n_paired"])),
-                "" if is_ref else fmt_p(r["p_value"]),
-                "" if is_ref else fmt_p(r["p_holm"]),
-            ])
-        columns = ["Method", "n", "mean ± std", "median [IQR]", "95% CI of mean",
-                   "n paired", "p (Wilcoxon)", "p (Holm)"]
-        blocks.append(Block(METRIC_NAMES[metric], pd.DataFrame(rows, columns=columns)))
-    return blocks
 
 
 # ----------------------------------------------------------------------------- driver
