@@ -121,7 +121,8 @@ def test_a_recorded_failure_is_scored_as_failed_with_its_reason(layout):
     failed = frame.iloc[1]
     assert failed["status"] == "failed" and failed["reason"] == "elastix did not converge"
     assert failed["dsc"] == 0 and failed["fnr"] == 1 and math.isnan(failed["msd"])
-    assert math.isnan(failed["seconds_core"]) and failed["seconds_case"] == 3.0
+    # a failure has no comparable runtime: its 3 s to give up stay in the record only
+    assert math.isnan(failed["seconds_core"]) and math.isnan(failed["seconds_case"])
     assert pd.isna(frame.iloc[0]["reason"])  # an ok row has no reason
 
 

@@ -84,6 +84,8 @@ def read_runtime(path: Path) -> dict[str, Any]:
     record = runtime.read_record(path)
     values = {key: NAN if record[key] is None else record[key] for key in RUNTIME_COLUMNS}
     values["stages"] = json.dumps(record["stages"])  # name -> seconds, adding up to the case
+    if record["status"] == runtime.FAILED:  # no comparable runtime: its time to give up is
+        values["seconds_case"] = NAN       # in the record, never in a mean
     return {**values, "status": record["status"], "reason": str(record.get("reason") or "")}
 
 
