@@ -146,7 +146,8 @@ def runtime_plot(
 ) -> Figure:
     """Seconds per case on both scopes (core, case), on a log axis."""
     colours = palette(methods)
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    width = max(9.0, 1.0 * len(methods))  # room for one rotated label per method
+    figure, axes = plt.subplots(1, 2, figsize=(width, 4.8), sharey=True)
     for ax, column in zip(axes, ("seconds_core", "seconds_case")):
         data = frame[np.isfinite(frame[column]) & (frame[column] > 0)]
         _boxplot(data=data, x="method", y=column, hue="method", order=methods,
@@ -157,8 +158,9 @@ def runtime_plot(
                       edgecolor="black", linewidth=0.4)
         ax.set_xticks(range(len(methods)), _labels(methods, labels), rotation=30, ha="right")
         ax.set_xlabel("")
-        ax.set_ylabel(f"runtime per case, {AXIS_LABELS[column]}")
-    figure.suptitle("Runtime per test case (log scale)")
+        ax.set_title(AXIS_LABELS[column].removesuffix(" (s)"), fontsize="medium")
+        ax.set_ylabel("seconds per case (log scale)" if ax is axes[0] else "")
+    figure.suptitle("Runtime per test case")
     figure.tight_layout()
     return figure
 
