@@ -102,6 +102,7 @@ class Settings(SettingsBase):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     moving_mask: str = ANNOTATION  # annotation | <method that segments the CECT>
     gpu: int = 0  # GPUs the training rule asks the cluster for (a resource, not a switch)
+    threads: int = 2  # CPU threads of the training rule (a resource: the model does not change)
     loss_grid: tuple[dict, ...] = ()  # loss-weight experiment: [{name, mi?, dice?, bending?}]
 
     @classmethod
@@ -131,6 +132,8 @@ class Settings(SettingsBase):
                    f"must be one of {SELECTIONS}, got {self.model_selection!r}")
         self.check(isinstance(self.seed, int), "seed", "must be an integer")
         self.check(self.gpu >= 0, "gpu", "must be >= 0")
+        self.check(isinstance(self.threads, int) and self.threads >= 1, "threads",
+                   "must be an integer >= 1")
         self.check(bool(self.moving_mask), "moving_mask", "must be 'annotation' or a method name")
         names = []
         for entry in self.loss_grid:
@@ -156,7 +159,8 @@ class Settings(SettingsBase):
         """What a resumed training must share with its checkpoint: all but the schedule length
         and where it runs (a run may be extended by more epochs, or moved to another device)."""
         data = self.to_dict()
-        for key in ("epochs", "device", "gpu", "loss_grid", "moving_mask", "model_selection"):
+        for key in ("epochs", "device", "gpu", "threads", "loss_grid", "moving_mask",
+                    "model_selection"):
             data.pop(key)
         return data
 

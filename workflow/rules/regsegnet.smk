@@ -64,7 +64,7 @@ rule regsegnet_train:
         LAYOUT.benchmark("{model}", "train")
     conda:
         "../../envs/torch.yaml"
-    threads: 8
+    threads: config["regsegnet"]["threads"]
     resources:
         mem_mb=REGSEGNET_TRAIN_MB,
         runtime=REGSEGNET_TRAIN_MINUTES,
