@@ -34,6 +34,7 @@ from liverbench.runtime import (
     RuntimeRecord,
     Stages,
     inherit_pair_step,
+    inherit_record,
     read_record,
     record_failure,
 )
@@ -81,12 +82,10 @@ def carry_through_mapping(
         record_failure(method, pair, f"the registration failed: {source.get('reason', '')}",
                        ncect, prediction, runtime)
         return
-    stages = Stages(source["stages"])
-    core = list(source["core_stages"])
+    stages = Stages()
+    core = inherit_record(stages, source)
     if extra_runtime:
-        extra = read_record(extra_runtime)
-        stages.include(extra["stages"], prefix=MASK_STAGE)
-        core += [f"{MASK_STAGE}{name}" for name in extra["core_stages"]]
+        core += inherit_record(stages, read_record(extra_runtime), prefix=MASK_STAGE)
     with stages("carry"):
         mask = resample_mask(read_mask(liver_path), ncect, read_transform(mapping_path))
         write_image(mask, prediction)

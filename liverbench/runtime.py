@@ -36,11 +36,11 @@ RUNTIME_KEYS = (
     "peak_memory_mb",
 )
 OK = "ok"
+FAILED = "failed"
 # The pair step's stages (liverbench.data pair), as the records of the methods that use the
 # pair name them: `pair.read`, `pair.prealign`, `pair.working_grid`.
 PAIR_STAGE = "pair."
 PAIR_STEP = ("read", "prealign", "working_grid")
-FAILED = "failed"
 
 
 def peak_memory_mb() -> float:
@@ -127,6 +127,14 @@ def inherit_pair_step(stages: Stages, path: str | os.PathLike,
     originals as read and the pre-alignment, not the working grid) into its `stages`."""
     step = read_stages(path)
     stages.include({name: step[name] for name in used if name in step}, prefix=PAIR_STAGE)
+
+
+def inherit_record(stages: Stages, record: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Fold another method's record for this case (a CNN mask this method needs, or the
+    method whose mapping it carries) into `stages` under `prefix`; returns that record's core
+    stages as named here, for this method's own core."""
+    stages.include(record["stages"], prefix=prefix)
+    return [f"{prefix}{name}" for name in record["core_stages"]]
 
 
 def _rounded(seconds: Mapping[str, float]) -> dict[str, float]:

@@ -100,7 +100,11 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 def segment(model: DeepMedic, volume: Volume, segment_size: Sequence[int],
             device: torch.device | str = "cpu") -> np.ndarray:
     """Binary liver mask on the volume's own grid (argmax, then largest component)."""
-    probabilities = tiled_probabilities(model, volume, segment_size, device)
+    return liver_of(tiled_probabilities(model, volume, segment_size, device))
+
+
+def liver_of(probabilities: np.ndarray) -> np.ndarray:
+    """The liver of a probability map: p >= 0.5, largest connected component."""
     return largest_component(probabilities >= 0.5)
 
 
@@ -135,7 +139,7 @@ def predict_cases(model_path: PathLike, settings: Settings, grid: WorkingGrid,
         with stages("network"):
             probabilities = tiled_probabilities(model, volume, settings.segment_infer, device)
         with stages("map_back"):
-            image = sitk.GetImageFromArray(largest_component(probabilities >= 0.5))
+            image = sitk.GetImageFromArray(liver_of(probabilities))
             image.CopyInformation(volume.reference)
             mapped = to_original(image, original)
         with stages("write"):

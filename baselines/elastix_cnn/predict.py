@@ -33,6 +33,7 @@ from liverbench.runtime import (
     Stages,
     Stopwatch,
     inherit_pair_step,
+    inherit_record,
     read_record,
     record_failure,
 )
@@ -86,9 +87,7 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
         inherit_pair_step(stages, files.pair_timing, used=("read", "prealign"))
     for name, path in (("nnunet_cect", files.cect_runtime), ("nnunet_ncect", files.ncect_runtime)):
         if path is not None:
-            phase_one = read_record(path)
-            stages.include(phase_one["stages"], prefix=f"{name}.")
-            core += [f"{name}.{stage}" for stage in phase_one["core_stages"]]
+            core += inherit_record(stages, read_record(path), prefix=f"{name}.")
     with stages("read"):
         cect = read_image(files.cect)
         ncect = read_image(files.ncect)

@@ -33,8 +33,7 @@ SCOPE_NOTE = (
 
 def _timed(frame: pd.DataFrame, method: str) -> pd.DataFrame:
     """The method's rows with a runtime (failed and missing pairs have none)."""
-    rows = frame[(frame["method"] == method) & frame["seconds_case"].notna()]
-    return rows[rows["status"] != "failed"] if "status" in rows else rows
+    return frame[(frame["method"] == method) & frame["seconds_case"].notna()]
 
 
 def _stages(rows: pd.DataFrame) -> list[dict[str, float]]:
