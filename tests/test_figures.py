@@ -242,6 +242,7 @@ def test_displacement_figure_and_correlations(tmp_path):
     np.testing.assert_allclose(points[1][:, 0], true)  # x: the true displacement
     legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert legend[1].startswith("follows (r = ") and "n = 5" in legend[1]
+    assert _legend_is_beside(figure)  # it hides no point
 
 
 def test_displacement_needs_centroid_columns(tmp_path, capsys):
@@ -270,3 +271,27 @@ def test_bland_altman_shows_each_methods_bias_and_limits():
     assert exact.get_ylim()[1] - exact.get_ylim()[0] < 1.0 < biased.get_ylim()[1]
     bias_value, low, high = limits_of_agreement(frame.lsf_pred[8:] - frame.lsf_gt[8:])
     assert low < bias_value < high and high - low < 4
+
+
+def _legend_is_beside(figure) -> bool:
+    """The legend lies wholly right of the axes (drawn, in display units)."""
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    return ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_a_dozen_methods_keep_distinct_colours_and_an_unhidden_legend():
+    """The demo scores 12 methods: the colour-blind palette repeats past 10 (identity and
+    nnU-Net were one blue), and an in-axes legend covered half the accuracy-runtime points."""
+    from liverbench.evaluation.figures import accuracy_runtime_plot, palette
+
+    methods = [f"m{k}" for k in range(12)]
+    assert len(set(palette(methods).values())) == 12
+    assert len(set(palette(methods[:10]).values())) == 10
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame([{"method": m, "pair": f"P{i}__P{i}", "status": "ok",
+                           "dsc": rng.uniform(0.7, 0.95), "seconds_case": 10.0 ** (k / 4)}
+                          for k, m in enumerate(methods) for i in range(3)])
+    figure = accuracy_runtime_plot(frame, methods)
+    assert len(figure.axes[0].get_legend().get_texts()) == 12
+    assert _legend_is_beside(figure)

@@ -75,11 +75,11 @@ def displacement_figure(data: pd.DataFrame, summary: pd.DataFrame,
     legend."""
     import matplotlib.pyplot as plt
 
-    from liverbench.evaluation.figures import palette
+    from liverbench.evaluation.figures import legend_outside, palette
 
     methods = list(summary["method"])
     colours = palette(methods)
-    figure, ax = plt.subplots(figsize=(5.8, 5.2))
+    figure, ax = plt.subplots(figsize=(9.5, 5.2))  # the legend beside it
     values = data[["true_mm", "added_mm"]].to_numpy()
     low, high = (values.min(), values.max()) if values.size else (-1.0, 1.0)
     margin = 0.08 * max(high - low, 1.0)
@@ -101,7 +101,7 @@ def displacement_figure(data: pd.DataFrame, summary: pd.DataFrame,
     ax.set_ylabel(f"displacement the method adds beyond {baseline_label} (mm)")
     ax.set_title("Cranio-caudal liver displacement (centroid z, + cranial)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best", framealpha=0.7)
+    legend_outside(ax)
     figure.tight_layout()
     return figure
 
