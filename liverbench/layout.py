@@ -8,6 +8,7 @@ is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
     results/{experiment}/
       raw/h108/{patient}/*.nii.gz                              phantom cohort (generated)
       raw/msd/Task03_Liver/                                    phantom MSD-like cohort
+      raw/derived/{patient}/*.nii.gz                           derived cohort (generated)
       data/h108/{patient}/{name}.nii.gz, case.json             standardized cases
       data/msd/{case}/cect.nii.gz, cect_liver.nii.gz
       preprocessed/{h108,msd}/{id}/{name}.nii.gz              working grids
@@ -20,6 +21,8 @@ is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
       metrics/{method}.csv, table1.*, table_extended.*, figures/, provenance.*
       splits.json, config.resolved.json                        written when the DAG is built
       logs/, benchmarks/
+      external/{name}/ ...                                     a test cohort: the same layout
+                                                               (no models: it uses the above)
 """
 
 from __future__ import annotations
@@ -58,9 +61,14 @@ def parse_pair(pair: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one experiment; `root` is `results/{experiment}`."""
+    """Paths of one experiment; `root` is `results/{experiment}`.
+
+    `models_root` is where trained models are read from: `root` itself, or for an external
+    test cohort (`external/{name}`, scored with the experiment's models) the experiment's root.
+    """
 
     root: str
+    models_root: str | None = None
 
     # --- cohorts ---------------------------------------------------------------------
     @property
@@ -73,6 +81,17 @@ class Layout:
     @property
     def phantom_msd_root(self) -> str:
         return f"{self.root}/raw/msd/Task03_Liver"
+
+    @property
+    def derived_root(self) -> str:
+        return f"{self.root}/raw/derived"
+
+    def derived_file(self, patient: str, name: str) -> str:
+        return image_file(f"{self.derived_root}/{patient}", name)
+
+    def external(self, name: str) -> Layout:
+        """The layout of test cohort `name`: its own data and results, this one's models."""
+        return Layout(f"{self.root}/external/{name}", models_root=self.models_root or self.root)
 
     def case_dir(self, patient: str) -> str:
         return f"{self.root}/data/h108/{patient}"
@@ -128,7 +147,7 @@ class Layout:
 
     # --- methods ---------------------------------------------------------------------
     def model_dir(self, model: str) -> str:
-        return f"{self.root}/models/{model}"
+        return f"{self.models_root or self.root}/models/{model}"
 
     def model_file(self, model: str, name: str) -> str:
         """A file of a trained model's folder (model.pt, losses.csv, a record JSON)."""

@@ -85,11 +85,27 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+# The smoke run's source of an external test cohort (docs/external-cohorts.md): a derived
+# real-anatomy cohort built from a small MSD-layout CECT cohort of another seed, relative to the
+# working directory; every snakemake call on the smoke run passes the same config.
+SMOKE_EXTERNAL_SOURCE = "external_source/Task03_Liver"
+SMOKE_CONFIG = (
+    "--config", "experiment=smoke", "scale=smoke",
+    f"test_cohorts=[{{name: derived, derived_from: {{source: {SMOKE_EXTERNAL_SOURCE}}}}}]",
+)
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole smoke-scale DAG, run once per test session; returns results/smoke."""
+    """The whole smoke-scale DAG with one derived external test cohort, run once per test
+    session; returns results/smoke."""
     workdir = tmp_path_factory.mktemp("smoke")
-    result = run_snakemake(workdir, "--config", "experiment=smoke", "scale=smoke")
+    subprocess.run(
+        [sys.executable, "-m", "liverbench.data.phantom", "--kind", "msd", "--size", "smoke",
+         "--out", str(workdir / SMOKE_EXTERNAL_SOURCE), "--patients", "2", "--seed", "7"],
+        check=True, capture_output=True,
+    )
+    result = run_snakemake(workdir, *SMOKE_CONFIG)
     if result.returncode != 0:
         logs = "\n".join(
             f"== {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.rglob("logs/**/*.log"))

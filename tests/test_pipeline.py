@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, SMOKE_CONFIG, run_snakemake
 
 from liverbench.config import load
 from liverbench.data.io import read_image, same_geometry
@@ -86,7 +86,7 @@ def test_every_method_is_timed_in_one_scope_with_its_stages(smoke_run: Path):
 
 def test_rerun_has_nothing_to_do(smoke_run: Path):
     workdir = smoke_run.parent.parent
-    result = run_snakemake(workdir, "--config", "experiment=smoke", "scale=smoke", "-n")
+    result = run_snakemake(workdir, *SMOKE_CONFIG, "-n")
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -96,3 +96,34 @@ def test_splits_follow_the_config(smoke_run: Path):
     n = SMOKE["cohort"]["patients"]
     assert sum(len(splits[s]) for s in ("train", "val", "test")) == n
     assert yaml.safe_load((ROOT / "config.yaml").read_text())["scale"] == "demo"
+
+
+def test_external_cohort_is_scored_with_the_trained_models(smoke_run: Path):
+    """The derived test cohort (conftest.SMOKE_CONFIG): all test, intra-patient pairs, every
+    method scored with the models trained on the main cohort, Table 1 in every format."""
+    external = smoke_run / "external" / "derived"
+    splits = json.loads((external / "splits.json").read_text())
+    patients = ["liver_0", "liver_1"]
+    assert splits["test"] == patients and not splits["train"] and not splits["val"]
+    pairs = [f"{p}__{p}" for p in patients]
+    assert splits["pairs"]["test"] == pairs
+    assert not (external / "models").exists(), "an external cohort must not train"
+    for name in ("csv", "md", "tex", "html"):
+        assert (external / f"table1.{name}").stat().st_size > 200, name
+    labels = SMOKE["evaluation"]["method_labels"]
+    table1 = (external / "table1.md").read_text()
+    dsc = {}
+    for method in SMOKE["methods"]:
+        metrics = pd.read_csv(external / "metrics" / f"{method}.csv")
+        assert list(metrics["pair"]) == pairs, method
+        assert metrics["dsc"].between(0, 1).all(), method
+        assert labels[method] in table1, method
+        dsc[method] = metrics["dsc"].mean()
+    # the derived nCECT is in another scanner's frame: the pre-alignment must find it
+    assert dsc["rigid"] > dsc["identity"] + 0.2, dsc
+    # the derived cohort has a true motion and a SPECT: registration error and LSF columns
+    regsegnet = pd.read_csv(external / "metrics" / "regsegnet.csv")
+    assert regsegnet["tre_mean_mm"].notna().all()
+    assert regsegnet["lsf_abs_error"].notna().all()
+    for pair in pairs:
+        assert (external / "figures" / "overlays" / f"{pair}.png").stat().st_size > 1000

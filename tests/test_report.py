@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 import matplotlib.image as mpimg
 import pytest
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, SMOKE_CONFIG, run_snakemake
 from docutils.core import publish_parts
 
 from liverbench.config import load
@@ -75,7 +75,7 @@ def embedded_documents(report: str) -> str:
 def smoke_report(smoke_run: Path) -> Path:
     workdir = smoke_run.parent.parent
     report = smoke_run / "report.html"
-    result = run_snakemake(workdir, "--config", "experiment=smoke", "scale=smoke",
+    result = run_snakemake(workdir, *SMOKE_CONFIG,
                            "--report", str(report))
     assert result.returncode == 0, result.stderr[-4000:]
     return report
@@ -94,6 +94,14 @@ def test_report_contains_table1_with_every_method(smoke_report: Path, smoke_run:
         assert labels[method] in table1
     for name in ("metrics_boxplot.png", "runtime.png", "accuracy_runtime.png"):
         assert (smoke_run / "figures" / name).stat().st_size > 1000
+
+
+def test_report_has_a_section_per_external_cohort(smoke_report: Path):
+    """The derived test cohort of the smoke run has its own category: its Table 1 and its
+    overlays, beside the main ones."""
+    text = smoke_report.read_text()
+    assert "External cohort: derived" in text
+    assert text.count("liver_0__liver_0") >= 1, "the external cohort's overlays are missing"
 
 
 def chromium() -> str | None:

@@ -11,7 +11,7 @@ import os
 import re
 
 from liverbench import methods as method_registry
-from liverbench.data import adapters
+from liverbench.data import adapters, cohorts
 from liverbench.data.io import write_json_if_changed
 from liverbench.data.splits import plan_splits
 from liverbench.layout import CASE_FILES, PAIR_FILES, PHANTOM_FILES, SPECT_FILES, TRUTH_FILE
@@ -27,30 +27,24 @@ if "conda" not in str(workflow.deployment_settings.deployment_method).lower():
     _prefix += f"export PATH={Path(sys.executable).parent}:$PATH; "
 shell.prefix(_prefix)
 
-EXP = f"results/{config['experiment']}"
-LAYOUT = Layout(EXP)
+# An external test cohort (docs/external-cohorts.md) runs this same workflow as a module, with
+# its own cohort and results under external/{name}/, scoring the models trained here: it defines
+# no training rule (TRAINING), and its Layout reads models from the experiment's root.
+EXTERNAL = config.get("external_cohort")
+TRAINING = EXTERNAL is None
+MAIN_LAYOUT = Layout(f"results/{config['experiment']}")
+LAYOUT = MAIN_LAYOUT.external(EXTERNAL) if EXTERNAL else MAIN_LAYOUT
+EXP = LAYOUT.root
 SEED = config["seed"]
 COHORT = config["cohort"]
 PHANTOM = COHORT["source"] == "phantom"
+DERIVED = COHORT["source"] == "derived"
 REGISTRY = method_registry.registry(config)  # every method this config can run, by id
 SELECTED = method_registry.selected(config)  # Method objects, in table order
 METHODS = [method.id for method in SELECTED]
+TEST_COHORTS = cohorts.external_cohorts(config)  # the main run's external cohorts
 
-
-def _cohort_sources():
-    """patient -> {file name: source path}, and patient -> fixed split (manifest column)."""
-    if PHANTOM:
-        patients = [f"P{i:03d}" for i in range(1, COHORT["patients"] + 1)]
-        sources = {p: {n: LAYOUT.phantom_file(p, n) for n in PHANTOM_FILES} for p in patients}
-        return sources, {}
-    if not COHORT["manifest"]:
-        raise ValueError("config: key 'cohort.manifest': must be set when cohort.source is manifest")
-    rows = adapters.read_manifest(COHORT["manifest"])  # the one parse of the manifest
-    sources = {row.patient_id: {n: str(p) for n, p in row.paths.items()} for row in rows}
-    return sources, {row.patient_id: row.split for row in rows if row.split}
-
-
-CASE_SOURCES, _FIXED_SPLITS = _cohort_sources()
+CASE_SOURCES, _FIXED_SPLITS = cohorts.cohort_sources(COHORT, LAYOUT)
 H108_PATIENTS = list(CASE_SOURCES)
 # The lung shunt fraction needs a SPECT and lung mask for every patient.
 HAS_SPECT = all(set(SPECT_FILES) <= set(files) for files in CASE_SOURCES.values())
@@ -63,13 +57,17 @@ STANDARD_FILES = (
 
 if COHORT["msd"]:
     MSD_ROOT = COHORT["msd"]
-    MSD_CASES = adapters.msd_cases(MSD_ROOT)
+    MSD_CASES = adapters.msd_cases(MSD_ROOT) if TRAINING else []
 else:
     MSD_ROOT = LAYOUT.phantom_msd_root
-    MSD_CASES = [f"liver_{i}" for i in range(COHORT["msd_cases"])]
+    MSD_CASES = [f"liver_{i}" for i in range(COHORT["msd_cases"])] if TRAINING else []
 
-SPLITS = plan_splits(
-    H108_PATIENTS, COHORT["split_fractions"], SEED, COHORT["inter_per_patient"], _FIXED_SPLITS
+SPLITS = (
+    plan_splits(
+        H108_PATIENTS, COHORT["split_fractions"], SEED, COHORT["inter_per_patient"], _FIXED_SPLITS
+    )
+    if TRAINING
+    else cohorts.all_test_splits(H108_PATIENTS)
 )
 TRAIN_PAIRS = SPLITS["pairs"]["train"]
 VAL_PAIRS = SPLITS["pairs"]["val"]
@@ -80,6 +78,18 @@ TEST_PATIENTS = SPLITS["test"]
 # rewritten only when their content changes, so an unchanged re-run runs no job.
 write_json_if_changed(SPLITS, LAYOUT.splits)
 write_json_if_changed(config, LAYOUT.resolved_config)
+
+
+def report_place(category, subcategory=None):
+    """Where a result sits in the HTML report: its own category, or for an external cohort a
+    subcategory of that cohort's section (`report(path, caption=..., **report_place(...))`)."""
+    if EXTERNAL:
+        inner = category.split(". ", 1)[-1]
+        return {
+            "category": f"5. External cohort: {EXTERNAL}",
+            "subcategory": f"{inner}: {subcategory}" if subcategory else inner,
+        }
+    return {"category": category, "subcategory": subcategory}
 
 
 def moving_of(pair):

@@ -31,7 +31,38 @@ if PHANTOM:
             "--only {wildcards.patient:q} > {log:q} 2>&1"
 
 
-if not COHORT["msd"]:
+if DERIVED:
+    # A derived real-anatomy cohort (docs/derived.md): each source contrast CT and its liver
+    # mask -> an H108-like patient with a simulated nCECT, SPECT and the true motion.
+    from liverbench.data.derive import source_files
+
+    DERIVED_FROM = COHORT["derived_from"]
+
+    rule derive_patient:
+        input:
+            lambda wildcards: source_files(DERIVED_FROM["source"], wildcards.patient),
+        output:
+            [LAYOUT.derived_file("{patient}", name) for name in PHANTOM_FILES],
+        params:
+            source=DERIVED_FROM["source"],
+            seed=cohorts.derived_seed(COHORT, SEED),
+            root=lambda wildcards: LAYOUT.derived_root,
+        benchmark:
+            LAYOUT.benchmark("derive", "{patient}")
+        log:
+            LAYOUT.log("derive", "{patient}"),
+        conda:
+            "../../envs/core.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=15,
+        shell:
+            "python -m liverbench.data.derive --source {params.source:q} --out {params.root:q} "
+            "--seed {params.seed} --only {wildcards.patient:q} > {log:q} 2>&1"
+
+
+if TRAINING and not COHORT["msd"]:
 
     rule phantom_msd:
         output:
@@ -83,29 +114,31 @@ rule standardize_h108:
         "--sources {params.sources:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule standardize_msd:
-    input:
-        dataset=f"{MSD_ROOT}/dataset.json",
-        image=f"{MSD_ROOT}/imagesTr/{{case}}.nii.gz",
-        label=f"{MSD_ROOT}/labelsTr/{{case}}.nii.gz",
-    output:
-        [LAYOUT.msd_case_file("{case}", name) for name in MSD_FILES],
-    params:
-        root=lambda wildcards: MSD_ROOT,
-        out=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
-    benchmark:
-        LAYOUT.benchmark("standardize", "msd_{case}")
-    log:
-        LAYOUT.log("standardize", "msd_{case}"),
-    conda:
-        "../../envs/core.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
-    shell:
-        f"{DATA_COMMAND} standardize-msd --root {{params.root:q}} --case {{wildcards.case:q}} "
-        "--out {params.out:q} > {log:q} 2>&1"
+if TRAINING:  # an external test cohort uses the experiment's models
+
+    rule standardize_msd:
+        input:
+            dataset=f"{MSD_ROOT}/dataset.json",
+            image=f"{MSD_ROOT}/imagesTr/{{case}}.nii.gz",
+            label=f"{MSD_ROOT}/labelsTr/{{case}}.nii.gz",
+        output:
+            [LAYOUT.msd_case_file("{case}", name) for name in MSD_FILES],
+        params:
+            root=lambda wildcards: MSD_ROOT,
+            out=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
+        benchmark:
+            LAYOUT.benchmark("standardize", "msd_{case}")
+        log:
+            LAYOUT.log("standardize", "msd_{case}"),
+        conda:
+            "../../envs/core.yaml"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=10,
+        shell:
+            f"{DATA_COMMAND} standardize-msd --root {{params.root:q}} --case {{wildcards.case:q}} "
+            "--out {params.out:q} > {log:q} 2>&1"
 
 
 rule preprocess_h108:
@@ -132,28 +165,30 @@ rule preprocess_h108:
         "--settings {params.settings:q} > {log:q} 2>&1"
 
 
-rule preprocess_msd:
-    input:
-        [LAYOUT.msd_case_file("{case}", name) for name in MSD_FILES],
-    output:
-        [LAYOUT.msd_prep_file("{case}", name) for name in MSD_FILES],
-    params:
-        case=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
-        out=lambda wildcards: LAYOUT.msd_prep_dir(wildcards.case),
-        settings=settings_json("preprocess"),
-    benchmark:
-        LAYOUT.benchmark("preprocess", "msd_{case}")
-    log:
-        LAYOUT.log("preprocess", "msd_{case}"),
-    conda:
-        "../../envs/core.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
-    shell:
-        f"{DATA_COMMAND} preprocess --case {{params.case:q}} --out {{params.out:q}} "
-        "--settings {params.settings:q} > {log:q} 2>&1"
+if TRAINING:  # an external test cohort uses the experiment's models
+
+    rule preprocess_msd:
+        input:
+            [LAYOUT.msd_case_file("{case}", name) for name in MSD_FILES],
+        output:
+            [LAYOUT.msd_prep_file("{case}", name) for name in MSD_FILES],
+        params:
+            case=lambda wildcards: LAYOUT.msd_case_dir(wildcards.case),
+            out=lambda wildcards: LAYOUT.msd_prep_dir(wildcards.case),
+            settings=settings_json("preprocess"),
+        benchmark:
+            LAYOUT.benchmark("preprocess", "msd_{case}")
+        log:
+            LAYOUT.log("preprocess", "msd_{case}"),
+        conda:
+            "../../envs/core.yaml"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=10,
+        shell:
+            f"{DATA_COMMAND} preprocess --case {{params.case:q}} --out {{params.out:q}} "
+            "--settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule pair:

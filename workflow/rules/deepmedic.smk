@@ -17,67 +17,69 @@ DM_MINUTES = {
 }
 
 
-rule deepmedic_pretrain:
-    input:
-        images=[LAYOUT.msd_prep_file(case, "cect") for case in MSD_CASES],
-        labels=[LAYOUT.msd_prep_file(case, "cect_liver") for case in MSD_CASES],
-    output:
-        model=f"{DEEPMEDIC_DIR}/pretrained.pt",
-        losses=f"{DEEPMEDIC_DIR}/pretrain_losses.csv",
-    params:
-        settings=settings_json("deepmedic"),
-    benchmark:
-        LAYOUT.benchmark("deepmedic", "pretrain")
-    log:
-        LAYOUT.log("deepmedic", "pretrain"),
-    conda:
-        "../../envs/torch.yaml"
-    threads: DEEPMEDIC["threads"]
-    resources:
-        mem_mb=DM_BASE_MB + int(len(MSD_CASES) * DM_MB_PER_VOLUME),
-        runtime=DM_MINUTES["pretrain"],
-        gpu=DEEPMEDIC["gpu"],
-    shell:
-        "python -m baselines.deepmedic train --stage pretrain "
-        "--settings {params.settings:q} --threads {threads} "
-        "--images {input.images:q} --labels {input.labels:q} --out {output.model:q} "
-        "--losses {output.losses:q} > {log:q} 2>&1"
+if TRAINING:  # an external test cohort uses the experiment's models
+
+    rule deepmedic_pretrain:
+        input:
+            images=[LAYOUT.msd_prep_file(case, "cect") for case in MSD_CASES],
+            labels=[LAYOUT.msd_prep_file(case, "cect_liver") for case in MSD_CASES],
+        output:
+            model=f"{DEEPMEDIC_DIR}/pretrained.pt",
+            losses=f"{DEEPMEDIC_DIR}/pretrain_losses.csv",
+        params:
+            settings=settings_json("deepmedic"),
+        benchmark:
+            LAYOUT.benchmark("deepmedic", "pretrain")
+        log:
+            LAYOUT.log("deepmedic", "pretrain"),
+        conda:
+            "../../envs/torch.yaml"
+        threads: DEEPMEDIC["threads"]
+        resources:
+            mem_mb=DM_BASE_MB + int(len(MSD_CASES) * DM_MB_PER_VOLUME),
+            runtime=DM_MINUTES["pretrain"],
+            gpu=DEEPMEDIC["gpu"],
+        shell:
+            "python -m baselines.deepmedic train --stage pretrain "
+            "--settings {params.settings:q} --threads {threads} "
+            "--images {input.images:q} --labels {input.labels:q} --out {output.model:q} "
+            "--losses {output.losses:q} > {log:q} 2>&1"
 
 
-rule deepmedic_finetune:
-    input:
-        pretrained=rules.deepmedic_pretrain.output.model,
-        images=[LAYOUT.prep_file(p, "ncect") for p in SPLITS["train"]],
-        labels=[LAYOUT.prep_file(p, "ncect_liver") for p in SPLITS["train"]],
-        val_images=[LAYOUT.prep_file(p, "ncect") for p in SPLITS["val"]],
-        val_labels=[LAYOUT.prep_file(p, "ncect_liver") for p in SPLITS["val"]],
-    output:
-        model=f"{DEEPMEDIC_DIR}/model.pt",
-        losses=f"{DEEPMEDIC_DIR}/losses.csv",
-    params:
-        settings=settings_json("deepmedic"),
-    benchmark:
-        LAYOUT.benchmark("deepmedic", "finetune")
-    log:
-        LAYOUT.log("deepmedic", "finetune"),
-    conda:
-        "../../envs/torch.yaml"
-    threads: DEEPMEDIC["threads"]
-    resources:
-        mem_mb=DM_BASE_MB + int((len(SPLITS["train"]) + len(SPLITS["val"])) * DM_MB_PER_VOLUME),
-        runtime=DM_MINUTES["finetune"],
-        gpu=DEEPMEDIC["gpu"],
-    shell:
-        "python -m baselines.deepmedic train --stage finetune "
-        "--settings {params.settings:q} --threads {threads} --init {input.pretrained:q} "
-        "--images {input.images:q} --labels {input.labels:q} "
-        "--val-images {input.val_images:q} --val-labels {input.val_labels:q} "
-        "--out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
+    rule deepmedic_finetune:
+        input:
+            pretrained=rules.deepmedic_pretrain.output.model,
+            images=[LAYOUT.prep_file(p, "ncect") for p in SPLITS["train"]],
+            labels=[LAYOUT.prep_file(p, "ncect_liver") for p in SPLITS["train"]],
+            val_images=[LAYOUT.prep_file(p, "ncect") for p in SPLITS["val"]],
+            val_labels=[LAYOUT.prep_file(p, "ncect_liver") for p in SPLITS["val"]],
+        output:
+            model=f"{DEEPMEDIC_DIR}/model.pt",
+            losses=f"{DEEPMEDIC_DIR}/losses.csv",
+        params:
+            settings=settings_json("deepmedic"),
+        benchmark:
+            LAYOUT.benchmark("deepmedic", "finetune")
+        log:
+            LAYOUT.log("deepmedic", "finetune"),
+        conda:
+            "../../envs/torch.yaml"
+        threads: DEEPMEDIC["threads"]
+        resources:
+            mem_mb=DM_BASE_MB + int((len(SPLITS["train"]) + len(SPLITS["val"])) * DM_MB_PER_VOLUME),
+            runtime=DM_MINUTES["finetune"],
+            gpu=DEEPMEDIC["gpu"],
+        shell:
+            "python -m baselines.deepmedic train --stage finetune "
+            "--settings {params.settings:q} --threads {threads} --init {input.pretrained:q} "
+            "--images {input.images:q} --labels {input.labels:q} "
+            "--val-images {input.val_images:q} --val-labels {input.val_labels:q} "
+            "--out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
 
 
 rule deepmedic_predict:
     input:
-        model=rules.deepmedic_finetune.output.model,
+        model=f"{DEEPMEDIC_DIR}/model.pt",
         ncect=[LAYOUT.case_file(p, "ncect") for p in DM_FIXED],
     output:
         predictions=predictions("deepmedic"),

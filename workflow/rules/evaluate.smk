@@ -34,20 +34,25 @@ DISPLACEMENT_FIGURE = HAS_TRUTH and "rigid" in METHODS and bool(DISPLACEMENT_MET
 
 
 # Everything `rule all` builds: metrics, tables, figures, overlays, provenance, and the
-# training curves and checkerboards of the methods that declare them.
+# training curves and checkerboards of the methods that declare them. An external cohort's
+# module builds its metrics, tables, summary figures and overlays; what describes training
+# (curves, checkerboards of the training run, provenance) is the main run's.
 REPORT_TARGETS = (
     METRIC_FILES
     + [
         LAYOUT.table("table1", "html"),
         LAYOUT.table("table_extended", "html"),
         LAYOUT.figure("metrics_boxplot"),
-        LAYOUT.provenance("html"),
     ]
     + [LAYOUT.figure("overlays", pair) for pair in TEST_PAIRS]
-    + [LAYOUT.figure("training", method) for method in CURVES]
-    + [LAYOUT.figure("checkerboard", m, pair) for m in WARPED_METHODS for pair in TEST_PAIRS]
     + ([LAYOUT.figure("displacement")] if DISPLACEMENT_FIGURE else [])
 )
+if TRAINING:
+    REPORT_TARGETS += (
+        [LAYOUT.provenance("html")]
+        + [LAYOUT.figure("training", method) for method in CURVES]
+        + [LAYOUT.figure("checkerboard", m, pair) for m in WARPED_METHODS for pair in TEST_PAIRS]
+    )
 
 
 rule metrics:
@@ -70,7 +75,7 @@ rule metrics:
         report(
             LAYOUT.metrics("{method}"),
             caption="../report/metrics_per_case.rst",
-            category="4. Per-case metrics",
+            **report_place("4. Per-case metrics"),
             labels={"method": "{method}"},
         ),
     params:
@@ -110,33 +115,33 @@ rule tables:
         table1_html=report(
             LAYOUT.table("table1", "html"),
             caption="../report/table1.rst",
-            category="1. Table 1",
+            **report_place("1. Table 1"),
         ),
         extended_csv=LAYOUT.table("table_extended", "csv"),
         extended_md=LAYOUT.table("table_extended", "md"),
         extended_html=report(
             LAYOUT.table("table_extended", "html"),
             caption="../report/table_extended.rst",
-            category="2. Extended table",
+            **report_place("2. Extended table"),
         ),
         mask_source_csv=LAYOUT.table("table_mask_source", "csv"),
         mask_source_md=LAYOUT.table("table_mask_source", "md"),
         mask_source_html=report(
             LAYOUT.table("table_mask_source", "html"),
             caption="../report/table_mask_source.rst",
-            category="1. Table 1",
+            **report_place("1. Table 1"),
         ),
         runtime_csv=LAYOUT.table("table_runtime", "csv"),
         runtime_md=LAYOUT.table("table_runtime", "md"),
         runtime_html=report(
             LAYOUT.table("table_runtime", "html"),
             caption="../report/table_runtime.rst",
-            category="1. Table 1",
+            **report_place("1. Table 1"),
         ),
         speed_ratio=LAYOUT.table("speed_ratio", "csv"),
     params:
         settings=settings_json("evaluation"),
-        experiment=config["experiment"],
+        experiment=config["experiment"] + (f", external cohort {EXTERNAL}" if EXTERNAL else ""),
         seed=SEED,
         mask_sources=MASK_SOURCES,
         out=lambda wildcards, output: os.path.dirname(output.table1_csv),
@@ -164,26 +169,22 @@ rule figures_summary:
         boxplot=report(
             LAYOUT.figure("metrics_boxplot"),
             caption="../report/metrics_boxplot.rst",
-            category="3. Figures",
-            subcategory="Metrics and runtime",
+            **report_place("3. Figures", "Metrics and runtime"),
         ),
         runtime=report(
             LAYOUT.figure("runtime"),
             caption="../report/runtime.rst",
-            category="3. Figures",
-            subcategory="Metrics and runtime",
+            **report_place("3. Figures", "Metrics and runtime"),
         ),
         accuracy=report(
             LAYOUT.figure("accuracy_runtime"),
             caption="../report/accuracy_runtime.rst",
-            category="3. Figures",
-            subcategory="Metrics and runtime",
+            **report_place("3. Figures", "Metrics and runtime"),
         ),
         lsf=report(
             LAYOUT.figure("lsf_bland_altman"),
             caption="../report/lsf_bland_altman.rst",
-            category="3. Figures",
-            subcategory="Lung shunt fraction",
+            **report_place("3. Figures", "Lung shunt fraction"),
         ),
     params:
         labels=LABELS_JSON,
@@ -211,8 +212,7 @@ rule figure_displacement:
         figure=report(
             LAYOUT.figure("displacement"),
             caption="../report/displacement.rst",
-            category="3. Figures",
-            subcategory="Registration against the true motion",
+            **report_place("3. Figures", "Registration against the true motion"),
         ),
         # the correlation per method, for the closing note of a run
         csv=LAYOUT.table("figures/displacement", "csv"),
@@ -243,8 +243,7 @@ rule figure_overlay:
         report(
             LAYOUT.figure("overlays", "{pair}"),
             caption="../report/overlay.rst",
-            category="3. Figures",
-            subcategory="Contours per test pair",
+            **report_place("3. Figures", "Contours per test pair"),
             labels={"pair": "{pair}"},
         ),
     params:
@@ -277,8 +276,7 @@ rule figure_checkerboard:
         report(
             LAYOUT.figure("checkerboard", "{method}", "{pair}"),
             caption="../report/checkerboard.rst",
-            category="3. Figures",
-            subcategory="Registration checkerboards",
+            **report_place("3. Figures", "Registration checkerboards"),
             labels={"method": "{method}", "pair": "{pair}"},
         ),
     params:
@@ -306,8 +304,7 @@ rule figure_training:
         report(
             LAYOUT.figure("training", "{method}"),
             caption="../report/training.rst",
-            category="3. Figures",
-            subcategory="Training curves",
+            **report_place("3. Figures", "Training curves"),
             labels={"method": "{method}"},
         ),
     params:
@@ -337,7 +334,7 @@ rule provenance:
         html=report(
             LAYOUT.provenance("html"),
             caption="../report/provenance.rst",
-            category="4. Provenance",
+            **report_place("4. Provenance"),
         ),
     benchmark:
         LAYOUT.benchmark("report", "provenance")

@@ -34,102 +34,104 @@ NNUNET_MINUTES = {
 NNUNET_MEMORY_MB = 6000 if NNUNET_SETTINGS.is_small else 32000
 
 
-rule nnunet_prepare:
-    input:
-        msd=[LAYOUT.msd_case_file(case, name) for case in MSD_CASES for name in MSD_FILES],
-        cohort=[LAYOUT.case_file(p, name) for p in NNUNET_COHORT for name in CASE_FILES],
-    output:
-        LAYOUT.model_file("nnunet", "configuration.json"),
-    params:
-        root=NNUNET_ROOT,
-        settings=settings_json("nnunet"),
-        msd=[LAYOUT.msd_case_dir(case) for case in MSD_CASES],
-        train=[LAYOUT.case_dir(patient) for patient in SPLITS["train"]],
-        val=[LAYOUT.case_dir(patient) for patient in SPLITS["val"]],
-        targets=NNUNET_TARGETS,
-    benchmark:
-        LAYOUT.benchmark("nnunet", "prepare")
-    log:
-        LAYOUT.log("nnunet", "prepare"),
-    conda:
-        "../../envs/nnunet.yaml"
-    threads: NNUNET["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    shell:
-        "python -m baselines.nnunet prepare --root {params.root:q} "
-        "--settings {params.settings:q} --threads {threads} --msd-cases {params.msd:q} "
-        "--train-cases {params.train:q} --val-cases {params.val:q} "
-        "--targets {params.targets:q} --summary {output:q} > {log:q} 2>&1"
+if TRAINING:  # an external test cohort uses the experiment's models
+
+    rule nnunet_prepare:
+        input:
+            msd=[LAYOUT.msd_case_file(case, name) for case in MSD_CASES for name in MSD_FILES],
+            cohort=[LAYOUT.case_file(p, name) for p in NNUNET_COHORT for name in CASE_FILES],
+        output:
+            LAYOUT.model_file("nnunet", "configuration.json"),
+        params:
+            root=NNUNET_ROOT,
+            settings=settings_json("nnunet"),
+            msd=[LAYOUT.msd_case_dir(case) for case in MSD_CASES],
+            train=[LAYOUT.case_dir(patient) for patient in SPLITS["train"]],
+            val=[LAYOUT.case_dir(patient) for patient in SPLITS["val"]],
+            targets=NNUNET_TARGETS,
+        benchmark:
+            LAYOUT.benchmark("nnunet", "prepare")
+        log:
+            LAYOUT.log("nnunet", "prepare"),
+        conda:
+            "../../envs/nnunet.yaml"
+        threads: NNUNET["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=30,
+        shell:
+            "python -m baselines.nnunet prepare --root {params.root:q} "
+            "--settings {params.settings:q} --threads {threads} --msd-cases {params.msd:q} "
+            "--train-cases {params.train:q} --val-cases {params.val:q} "
+            "--targets {params.targets:q} --summary {output:q} > {log:q} 2>&1"
 
 
-rule nnunet_pretrain:
-    input:
-        rules.nnunet_prepare.output,
-    output:
-        model=LAYOUT.model_file("nnunet", "pretrain_{target}.json"),
-        losses=LAYOUT.model_file("nnunet", "pretrain_{target}_losses.csv"),
-    wildcard_constraints:
-        target="cect|ncect",
-    params:
-        root=NNUNET_ROOT,
-        settings=settings_json("nnunet"),
-        seed=SEED,
-    benchmark:
-        LAYOUT.benchmark("nnunet", "pretrain_{target}")
-    log:
-        LAYOUT.log("nnunet", "pretrain_{target}"),
-    conda:
-        "../../envs/nnunet.yaml"
-    threads: NNUNET["threads"]
-    resources:
-        mem_mb=NNUNET_MEMORY_MB,
-        runtime=NNUNET_MINUTES["pretrain"],
-        gpu=NNUNET["gpu"],
-    shell:
-        "python -m baselines.nnunet pretrain --root {params.root:q} "
-        "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
-        "--seed {params.seed} --out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
+    rule nnunet_pretrain:
+        input:
+            rules.nnunet_prepare.output,
+        output:
+            model=LAYOUT.model_file("nnunet", "pretrain_{target}.json"),
+            losses=LAYOUT.model_file("nnunet", "pretrain_{target}_losses.csv"),
+        wildcard_constraints:
+            target="cect|ncect",
+        params:
+            root=NNUNET_ROOT,
+            settings=settings_json("nnunet"),
+            seed=SEED,
+        benchmark:
+            LAYOUT.benchmark("nnunet", "pretrain_{target}")
+        log:
+            LAYOUT.log("nnunet", "pretrain_{target}"),
+        conda:
+            "../../envs/nnunet.yaml"
+        threads: NNUNET["threads"]
+        resources:
+            mem_mb=NNUNET_MEMORY_MB,
+            runtime=NNUNET_MINUTES["pretrain"],
+            gpu=NNUNET["gpu"],
+        shell:
+            "python -m baselines.nnunet pretrain --root {params.root:q} "
+            "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
+            "--seed {params.seed} --out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
 
 
-rule nnunet_train:
-    input:
-        summary=rules.nnunet_prepare.output,
-        # the pretraining record a target fine-tunes from (none: trained from scratch)
-        pretrained=lambda wildcards: [
-            LAYOUT.model_file("nnunet", f"pretrain_{source}.json")
-            for source in [NNUNET["pretraining"][wildcards.target]]
-            if source
-        ],
-    output:
-        model=LAYOUT.model_file("nnunet", "{target}.json"),
-        losses=LAYOUT.model_file("nnunet", "{target}_losses.csv"),
-    wildcard_constraints:
-        target="cect|ncect",
-    params:
-        root=NNUNET_ROOT,
-        settings=settings_json("nnunet"),
-        seed=SEED,
-        pretrained=lambda wildcards, input: ["--pretrained", *input.pretrained]
-        if input.pretrained
-        else [],
-    benchmark:
-        LAYOUT.benchmark("nnunet", "train_{target}")
-    log:
-        LAYOUT.log("nnunet", "train_{target}"),
-    conda:
-        "../../envs/nnunet.yaml"
-    threads: NNUNET["threads"]
-    resources:
-        mem_mb=NNUNET_MEMORY_MB,
-        runtime=NNUNET_MINUTES["train"],
-        gpu=NNUNET["gpu"],
-    shell:
-        "python -m baselines.nnunet train --root {params.root:q} "
-        "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
-        "--seed {params.seed} {params.pretrained:q} --out {output.model:q} "
-        "--losses {output.losses:q} > {log:q} 2>&1"
+    rule nnunet_train:
+        input:
+            summary=rules.nnunet_prepare.output,
+            # the pretraining record a target fine-tunes from (none: trained from scratch)
+            pretrained=lambda wildcards: [
+                LAYOUT.model_file("nnunet", f"pretrain_{source}.json")
+                for source in [NNUNET["pretraining"][wildcards.target]]
+                if source
+            ],
+        output:
+            model=LAYOUT.model_file("nnunet", "{target}.json"),
+            losses=LAYOUT.model_file("nnunet", "{target}_losses.csv"),
+        wildcard_constraints:
+            target="cect|ncect",
+        params:
+            root=NNUNET_ROOT,
+            settings=settings_json("nnunet"),
+            seed=SEED,
+            pretrained=lambda wildcards, input: ["--pretrained", *input.pretrained]
+            if input.pretrained
+            else [],
+        benchmark:
+            LAYOUT.benchmark("nnunet", "train_{target}")
+        log:
+            LAYOUT.log("nnunet", "train_{target}"),
+        conda:
+            "../../envs/nnunet.yaml"
+        threads: NNUNET["threads"]
+        resources:
+            mem_mb=NNUNET_MEMORY_MB,
+            runtime=NNUNET_MINUTES["train"],
+            gpu=NNUNET["gpu"],
+        shell:
+            "python -m baselines.nnunet train --root {params.root:q} "
+            "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
+            "--seed {params.seed} {params.pretrained:q} --out {output.model:q} "
+            "--losses {output.losses:q} > {log:q} 2>&1"
 
 
 rule nnunet_ncect_predict:

@@ -44,36 +44,38 @@ REGSEGNET_TRAIN_MINUTES = 30 + int(
 REGSEGNET_TRAIN_MB = 2000 + len(TRAIN_PAIRS + VAL_PAIRS) * 20 * _REGSEGNET_VOXELS // 2**20
 
 
-rule regsegnet_train:
-    input:
-        train=pair_files(TRAIN_PAIRS),
-        val=pair_files(VAL_PAIRS),
-    output:
-        model=LAYOUT.model_file("{model}", "model.pt"),
-        losses=LAYOUT.model_file("{model}", "losses.csv"),
-    wildcard_constraints:
-        model="|".join(re.escape(model) for model in REGSEGNET_TRAINING),
-    params:
-        settings=lambda wildcards: REGSEGNET_TRAINING[wildcards.model],
-        train=[LAYOUT.pair_dir(pair) for pair in TRAIN_PAIRS],
-        val=[LAYOUT.pair_dir(pair) for pair in VAL_PAIRS],
-        out=lambda wildcards: LAYOUT.model_dir(wildcards.model),
-    log:
-        LAYOUT.log("{model}", "train"),
-    benchmark:
-        LAYOUT.benchmark("{model}", "train")
-    conda:
-        "../../envs/torch.yaml"
-    threads: config["regsegnet"]["threads"]
-    resources:
-        mem_mb=REGSEGNET_TRAIN_MB,
-        runtime=REGSEGNET_TRAIN_MINUTES,
-        gpu=config["regsegnet"]["gpu"],
-    shell:
-        # A kill leaves checkpoint.pt in the model folder; the rerun resumes from it.
-        "python -m regsegnet train --settings {params.settings:q} --threads {threads} "
-        "--train-pairs {params.train:q} --val-pairs {params.val:q} "
-        "--out {params.out:q} > {log:q} 2>&1"
+if TRAINING:  # an external test cohort uses the experiment's models
+
+    rule regsegnet_train:
+        input:
+            train=pair_files(TRAIN_PAIRS),
+            val=pair_files(VAL_PAIRS),
+        output:
+            model=LAYOUT.model_file("{model}", "model.pt"),
+            losses=LAYOUT.model_file("{model}", "losses.csv"),
+        wildcard_constraints:
+            model="|".join(re.escape(model) for model in REGSEGNET_TRAINING),
+        params:
+            settings=lambda wildcards: REGSEGNET_TRAINING[wildcards.model],
+            train=[LAYOUT.pair_dir(pair) for pair in TRAIN_PAIRS],
+            val=[LAYOUT.pair_dir(pair) for pair in VAL_PAIRS],
+            out=lambda wildcards: LAYOUT.model_dir(wildcards.model),
+        log:
+            LAYOUT.log("{model}", "train"),
+        benchmark:
+            LAYOUT.benchmark("{model}", "train")
+        conda:
+            "../../envs/torch.yaml"
+        threads: config["regsegnet"]["threads"]
+        resources:
+            mem_mb=REGSEGNET_TRAIN_MB,
+            runtime=REGSEGNET_TRAIN_MINUTES,
+            gpu=config["regsegnet"]["gpu"],
+        shell:
+            # A kill leaves checkpoint.pt in the model folder; the rerun resumes from it.
+            "python -m regsegnet train --settings {params.settings:q} --threads {threads} "
+            "--train-pairs {params.train:q} --val-pairs {params.val:q} "
+            "--out {params.out:q} > {log:q} 2>&1"
 
 
 rule regsegnet_predict:

@@ -143,7 +143,15 @@ def render_ct(
     image = sitk.GetImageFromArray(hu)
     image.CopyInformation(labels)
     ct = sitk.GetArrayFromImage(resample(image, geometry, transform, sitk.sitkLinear, -1000.0))
-    ct += correlated_noise(rng, ct.shape, rng.uniform(*protocol.noise_hu))
+    return scanner_output(rng, ct, rng.uniform(*protocol.noise_hu), geometry)
+
+
+def scanner_output(
+    rng: np.random.Generator, ct: np.ndarray, noise_sd: float, geometry: Geometry
+) -> sitk.Image:
+    """What the scanner stores: noise-free HU on its grid (float32, changed in place) plus
+    correlated noise of SD `noise_sd`, as int16 in the scanner's range."""
+    ct += correlated_noise(rng, ct.shape, noise_sd)
     out = sitk.GetImageFromArray(np.clip(np.rint(ct), -1024, 3071).astype(np.int16))
     _set_geometry(out, geometry)
     return out

@@ -39,6 +39,8 @@ H108_FILES = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lung
 PATIENT_FILES = H108_FILES + (TRUTH_FILE,)  # the images of a patient folder (and manifest)
 TRUTH_RECORD = "truth.json"  # the drawn motion and SPECT parameters of a patient
 NCECT_ABOVE_LIVER_MM = 5.0  # the nCECT is centred this far above the liver: lung bases
+LUNG_SHUNT_FRACTION = (0.02, 0.10)  # drawn uniformly per patient
+SPECT_COUNTS = (1.0e6, 3.0e6)  # total SPECT counts, drawn uniformly
 KINDS = ("h108", "msd")
 _KIND_CODE = {"h108": 0, "msd": 1}
 # append only: a stream's seed is its position
@@ -194,12 +196,18 @@ def _spect(rng, anatomy, labels, grid, ncect_labels, ncect_geometry, motion):
     liver_activity = float(activity[liver].sum(dtype=np.float64)) * voxel_ml
     lung_voxels = float((sitk.GetArrayViewFromImage(ncect_labels) == Label.LUNG).sum())
     lung_ml = lung_voxels * float(np.prod(ncect_labels.GetSpacing())) / 1000.0
-    lsf = float(rng.uniform(0.02, 0.10))
-    activity[label_array == Label.LUNG] = lsf / (1 - lsf) * liver_activity / max(lung_ml, 1.0)
+    lsf = float(rng.uniform(*LUNG_SHUNT_FRACTION))
+    activity[label_array == Label.LUNG] = lung_concentration(lsf, liver_activity, lung_ml)
     geometry = acq.spect_geometry(*ncect_geometry)
-    total = float(rng.uniform(1.0e6, 3.0e6))
+    total = float(rng.uniform(*SPECT_COUNTS))
     spect = acq.render_spect(rng, activity, labels, geometry, motion.transform, total)
     return spect, lsf, total
+
+
+def lung_concentration(lsf: float, liver_activity: float, lung_ml: float) -> float:
+    """The lung activity concentration that makes lung / (lung + liver) activity equal the
+    lung shunt fraction `lsf`, spread over `lung_ml` (liver_activity: concentration x ml)."""
+    return lsf / (1 - lsf) * liver_activity / max(lung_ml, 1.0)
 
 
 def _lobar_perfusion(rng, anatomy: Anatomy, grid: Grid, where: np.ndarray) -> np.ndarray:

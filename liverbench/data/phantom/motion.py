@@ -40,6 +40,7 @@ AP_RATIO = (0.3, 0.7)  # posterior shift per mm of cranial shift
 RANDOM_MM = (1.5, 3.5)  # amplitude of the smooth random deformation
 RANDOM_WAVELENGTH_MM = (80.0, 140.0)
 TRUTH_SPACING_MM = 4.0
+DEFORMATION_SPACING_MM = 8.0  # the grid D is defined on
 TRUTH_STEPS_PER_MM = 256  # the truth is stored rounded to 1/256 mm
 
 
@@ -91,53 +92,110 @@ def sample_motion(
     """Repositioning and organ motion of one patient. `offset` maps body to CECT world
     coordinates, `grid` (body coordinates) is where the deformation must be defined.
     `breathing_mm` replaces the drawn breathing shift (every other draw stays the same)."""
-    u = rng.uniform
     centre = offset + np.array([*anatomy.liver.centre[:2], anatomy.liver_centre_z])
-    rigid = sitk.Euler3DTransform()
-    rigid.SetCenter(centre.tolist())
-    rigid.SetRotation(*np.deg2rad(u(-ROTATION_DEG, ROTATION_DEG, 3)).tolist())
-    rigid.SetTranslation(u(-TRANSLATION_MM, TRANSLATION_MM, 3).tolist())
-    drawn = sample_breathing(rng)
-    breathing = drawn if breathing_mm is None else float(breathing_mm)
-    ap = breathing * u(*AP_RATIO)
-    random_mm = u(*RANDOM_MM)
-    fields = [SmoothField.random(rng, u(*RANDOM_WAVELENGTH_MM)) for _ in range(3)]
-    deformation = _deformation(anatomy, offset, grid, breathing, ap, random_mm, fields)
-    frame = sitk.TranslationTransform(3, [float(f) for f in frame_mm])
-    transform = sitk.CompositeTransform(3)
-    transform.AddTransform(deformation)
-    transform.AddTransform(rigid)
-    transform.AddTransform(frame)  # the last added is applied first
-    return Motion(transform, np.asarray(frame_mm, float), rigid, breathing, ap)
-
-
-def _deformation(anatomy, offset, grid: Grid, breathing, ap, random_mm, fields) -> sitk.Transform:
-    """Breathing (organs shifted, fading away from the liver's height, towards the body wall
-    and near the spine and back muscles) plus a random field, all fading out of the body."""
+    draw = MotionDraw.sample(rng, breathing_mm)
     lo = np.array(grid.origin) - 30.0
     hi = lo + np.array(grid.spacing) * np.array(grid.shape[::-1]) + 60.0
-    coarse = Grid.covering(lo, hi, 8.0)
+    coarse = Grid.covering(lo, hi, DEFORMATION_SPACING_MM)
+    moves, body = _breathing_weight(anatomy, coarse, draw.breathing_mm)
+    return draw.motion(centre, frame_mm, deformation(draw, coarse, offset, moves, body))
+
+
+@dataclass(frozen=True)
+class MotionDraw:
+    """The drawn parameters of a patient's motion, before they meet an anatomy: shared by
+    the phantom and the derived cohort (`liverbench.data.derive`), which differ only in
+    where breathing applies (`moves`) and where the body is."""
+
+    rotation_rad: list[float]  # about x, y, z
+    translation_mm: list[float]
+    breathing_mm: float  # cranial shift of the organs in the nCECT
+    breathing_ap_mm: float  # posterior shift with it
+    random_mm: float  # amplitude of the smooth random deformation
+    fields: list[SmoothField]  # one per axis (x, y, z), unit RMS
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, breathing_mm: float | None = None) -> MotionDraw:
+        """Draw in a fixed order; `breathing_mm` replaces the drawn shift (all else stays)."""
+        u = rng.uniform
+        rotation = np.deg2rad(u(-ROTATION_DEG, ROTATION_DEG, 3)).tolist()
+        translation = u(-TRANSLATION_MM, TRANSLATION_MM, 3).tolist()
+        drawn = sample_breathing(rng)
+        breathing = drawn if breathing_mm is None else float(breathing_mm)
+        ap = breathing * u(*AP_RATIO)
+        random_mm = u(*RANDOM_MM)
+        fields = [SmoothField.random(rng, u(*RANDOM_WAVELENGTH_MM)) for _ in range(3)]
+        return cls(rotation, translation, breathing, ap, random_mm, fields)
+
+    def motion(
+        self, centre: np.ndarray, frame_mm: np.ndarray, deformation: sitk.Transform
+    ) -> Motion:
+        """T = D o R o f, with R rotating about `centre` (CECT world, a point in the liver)."""
+        rigid = sitk.Euler3DTransform()
+        rigid.SetCenter(np.asarray(centre, float).tolist())
+        rigid.SetRotation(*self.rotation_rad)
+        rigid.SetTranslation(self.translation_mm)
+        frame = sitk.TranslationTransform(3, [float(f) for f in frame_mm])
+        transform = sitk.CompositeTransform(3)
+        transform.AddTransform(deformation)
+        transform.AddTransform(rigid)
+        transform.AddTransform(frame)  # the last added is applied first
+        return Motion(
+            transform, np.asarray(frame_mm, float), rigid, self.breathing_mm, self.breathing_ap_mm
+        )
+
+
+def _breathing_weight(anatomy: Anatomy, coarse: Grid, breathing: float):
+    """Where breathing applies (0-1) on `coarse` (body coordinates), and the body (0-1):
+    fading away from the liver's height, towards the body wall and near the spine and back
+    muscles, and out of the body."""
     full = coarse.full()
     x, y, z = full.x, full.y, full.z
     top = anatomy.diaphragm.right[2] + breathing  # the dome in the nCECT
-    bottom = anatomy.liver_z[0] + breathing
-    along = np.where(
-        z > top,
-        np.exp(-(((z - top) / 90.0) ** 2)),
-        np.where(z < bottom, np.exp(-(((bottom - z) / 100.0) ** 2)), 1.0),
-    )
+    along = breathing_along(z, top, anatomy.liver_z[0] + breathing)
     level = anatomy.body.level(x, y, z)
     body = smoothstep(1.4, 1.0, level)  # 1 inside the body, 0 well outside
     across = 0.3 + 0.7 * smoothstep(1.0, 0.5, level)
     spine = anatomy.spine
-    near_spine = smoothstep(max(spine.radii) + 30.0, max(spine.radii), np.hypot(x, y - spine.y))
-    behind = smoothstep(spine.y - 15.0, spine.y + 15.0, y) * smoothstep(80.0, 55.0, np.abs(x))
-    moves = along * across * (1.0 - np.maximum(near_spine, behind)) * body
+    held = spine_hold(x, y, 0.0, spine.y, max(spine.radii))
+    moves = along * across * (1.0 - held) * body
+    return moves, body
+
+
+def breathing_along(z, top: float, bottom: float) -> np.ndarray:
+    """How much breathing moves a height z (mm): 1 from the liver's lower edge `bottom` to
+    the dome `top` (both where they are in the nCECT), fading over ~90 mm into the chest and
+    ~100 mm down the abdomen."""
+    return np.where(
+        z > top,
+        np.exp(-(((z - top) / 90.0) ** 2)),
+        np.where(z < bottom, np.exp(-(((bottom - z) / 100.0) ** 2)), 1.0),
+    )
+
+
+def spine_hold(x, y, spine_x, spine_y, spine_radius: float) -> np.ndarray:
+    """Where the skeleton holds tissue still (1) against breathing: within 30 mm of the
+    vertebral body (centre `spine_x`, `spine_y`, radius `spine_radius`) and behind it, in the
+    back muscles."""
+    near = smoothstep(spine_radius + 30.0, spine_radius, np.hypot(x - spine_x, y - spine_y))
+    behind = smoothstep(spine_y - 15.0, spine_y + 15.0, y) * smoothstep(
+        80.0, 55.0, np.abs(x - spine_x)
+    )
+    return np.maximum(near, behind)
+
+
+def deformation(
+    draw: MotionDraw, coarse: Grid, offset, moves: np.ndarray, body: np.ndarray
+) -> sitk.Transform:
+    """D: breathing where `moves` says (cranio-caudal, with its posterior part) plus the
+    random field, which fades out of the `body`; on `coarse` (shifted by `offset` into the
+    CECT world), as a displacement field transform."""
+    full = coarse.full()
     displacement = np.zeros(coarse.shape + (3,), np.float64)
-    displacement[..., 1] = -ap * moves
-    displacement[..., 2] = -breathing * moves
-    for axis, f in enumerate(fields):
-        displacement[..., axis] += random_mm * f(x, y, z) * body
+    displacement[..., 1] = -draw.breathing_ap_mm * moves
+    displacement[..., 2] = -draw.breathing_mm * moves
+    for axis, f in enumerate(draw.fields):
+        displacement[..., axis] += draw.random_mm * f(full.x, full.y, full.z) * body
     image = sitk.GetImageFromArray(displacement, isVector=True)
     image.SetOrigin((np.array(coarse.origin) + offset).tolist())
     image.SetSpacing(coarse.spacing)
