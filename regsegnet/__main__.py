@@ -85,7 +85,7 @@ def _predict(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     records = predict_pairs(
         args.model, jobs, method_name=args.method_name, cascades=args.cascades,
-        device=settings.device, moving_mask=settings.moving_mask,
+        device=settings.device, moving_mask=settings.moving_mask, inference=settings.inference,
     )
     core = sum(r.seconds_core for r in records) / len(records)
     case = sum(r.seconds_case for r in records) / len(records)

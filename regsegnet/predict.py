@@ -41,6 +41,7 @@ from liverbench.data.preprocess import resample_mask
 from liverbench.errors import InputError
 from liverbench.runtime import RuntimeRecord, Stages, Stopwatch, inherit_pair_step
 from liverbench.settings import SettingsError
+from regsegnet import backends
 from regsegnet.checkpoint import load_model
 from regsegnet.data import Pair, PairFiles, make_batch, read_pair
 from regsegnet.hardware import peak_device_memory_mb, select_device, synchronize
@@ -59,7 +60,8 @@ class Predictor:
     """A trained RegSegNet, ready to register pairs with its first `cascades` cascades."""
 
     def __init__(
-        self, model_path: str | os.PathLike, device: str = "auto", cascades: int | None = None
+        self, model_path: str | os.PathLike, device: str = "auto", cascades: int | None = None,
+        inference: str = "eager",
     ) -> None:
         self.device = select_device(device)
         self.model, self.settings, self.meta = load_model(model_path, self.device)
@@ -69,13 +71,16 @@ class Predictor:
                 f"{model_path}: has {self.model.num_cascades} cascades; cannot use {self.cascades}"
             )
         self.shape = tuple(self.meta["shape"])
+        self.inference = inference
+        self.model = backends.prepare(self.model, inference, self.shape)
         self.warmup_seconds = self._warm_up()
 
     def _warm_up(self) -> float:
         """One forward pass on zeros of the working shape, before any pair is timed: the
         allocator, kernels and caches of the first call are a one-off per process, reported
         once (`warmup_seconds`), not inside the first pair's time."""
-        zeros = torch.zeros((1, 1, *self.shape), device=self.device)
+        zeros = backends.prepare_inputs(torch.zeros((1, 1, *self.shape), device=self.device),
+                                        self.inference)
         with Stopwatch() as warmup, torch.no_grad():
             self.model(zeros, zeros, cascades=self.cascades)
             synchronize(self.device)
@@ -83,7 +88,9 @@ class Predictor:
 
     @torch.no_grad()
     def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        registration = self.model(batch.moving, batch.fixed, cascades=self.cascades)
+        moving, fixed = (backends.prepare_inputs(t, self.inference)
+                         for t in (batch.moving, batch.fixed))
+        registration = self.model(moving, fixed, cascades=self.cascades)
         return registration.warped, registration.field
 
     def register(self, pair: Pair) -> Registered:
@@ -166,16 +173,18 @@ def predict_pairs(
     cascades: int | None = None,
     device: str = "auto",
     moving_mask: str = ANNOTATION,
+    inference: str = "eager",
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> list[RuntimeRecord]:
     """Write each job's mask (on its original nCECT), runtime record and, if asked, warped
     CECT (on the working grid) and final mapping."""
     check_moving_masks(jobs, moving_mask)
     with Stopwatch() as startup:
-        predictor = Predictor(model_path, device, cascades)
+        predictor = Predictor(model_path, device, cascades, inference)
     log(
         f"{method_name}: {predictor.cascades} of {predictor.model.num_cascades} cascades on "
-        f"{predictor.device} ({torch.get_num_threads()} threads), model {model_path}, "
+        f"{predictor.device} ({torch.get_num_threads()} threads, {inference}), "
+        f"model {model_path}, "
         f"CECT liver from {moving_mask}"
     )
     records = []
@@ -204,6 +213,7 @@ def predict_pairs(
             write_transform(mapping, job.mapping)
         extra = {
             "cascades": predictor.cascades,
+            "inference": inference,
             "moving_mask": moving_mask,
             "working_shape": list(predictor.shape),
             "warmup_seconds": predictor.warmup_seconds,

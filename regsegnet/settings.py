@@ -25,8 +25,10 @@ ANNOTATION = "annotation"
 BASE_MODEL = "regsegnet"
 SELECTIONS = ("last", "best_validation")
 GRID_KEYS = ("mi", "dice", "bending")  # the weights a loss_grid entry may set
-PREDICTION_KEYS = ("device", "moving_mask")  # all a prediction reads from the section
-NOT_TRAINING = ("loss_grid", "moving_mask")  # read by the workflow or at prediction only
+PREDICTION_KEYS = ("device", "moving_mask", "inference")  # all a prediction reads
+NOT_TRAINING = ("loss_grid", "moving_mask", "inference")  # workflow or prediction only
+# How a prediction runs the forward pass (regsegnet/backends.py; torch-free names here)
+INFERENCE_BACKENDS = ("eager", "channels_last", "compile", "bfloat16", "onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Settings(SettingsBase):
     seed: int = 0  # config resolution puts the top-level seed here when the config says null
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     moving_mask: str = ANNOTATION  # annotation | <method that segments the CECT>
+    inference: str = "eager"  # test-time forward backend: one of INFERENCE_BACKENDS
     gpu: int = 0  # GPUs the training rule asks the cluster for (a resource, not a switch)
     threads: int = 2  # CPU threads of the training rule (a resource: the model does not change)
     loss_grid: tuple[dict, ...] = ()  # loss-weight experiment: [{name, mi?, dice?, bending?}]
@@ -135,6 +138,8 @@ class Settings(SettingsBase):
         self.check(isinstance(self.threads, int) and self.threads >= 1, "threads",
                    "must be an integer >= 1")
         self.check(bool(self.moving_mask), "moving_mask", "must be 'annotation' or a method name")
+        self.check(self.inference in INFERENCE_BACKENDS, "inference",
+                   f"must be one of {INFERENCE_BACKENDS}, got {self.inference!r}")
         names = []
         for entry in self.loss_grid:
             self.check(isinstance(entry, dict) and isinstance(entry.get("name"), str),
@@ -160,7 +165,7 @@ class Settings(SettingsBase):
         and where it runs (a run may be extended by more epochs, or moved to another device)."""
         data = self.to_dict()
         for key in ("epochs", "device", "gpu", "threads", "loss_grid", "moving_mask",
-                    "model_selection"):
+                    "model_selection", "inference"):
             data.pop(key)
         return data
 

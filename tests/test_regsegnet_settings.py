@@ -57,7 +57,8 @@ def test_training_section_per_model():
     grid = settings.training_section("regsegnet_wmi_only")
     assert grid["loss"] == {"mi": 1.0, "dice": 0.0, "bending": 0.01}
     assert Settings.from_mapping(json.loads(json.dumps(grid))).loss.dice == 0.0
-    assert settings.prediction_section() == {"device": "auto", "moving_mask": "nnunet_cect"}
+    assert settings.prediction_section() == {"device": "auto", "moving_mask": "nnunet_cect",
+                                             "inference": "eager"}
     assert settings.moving_mask_method == "nnunet_cect"
     with pytest.raises(SettingsError, match="regsegnet_wother: not a RegSegNet model"):
         settings.training_section("regsegnet_wother")

@@ -350,3 +350,34 @@ rule provenance:
         "python -m liverbench.evaluation.provenance --config {input.config:q} "
         "--out-json {output.json:q} --out-md {output.md:q} --out-html {output.html:q} "
         "> {log:q} 2>&1"
+
+
+# The speed benchmark's table (benchmarks/speed.py, run by hand on an idle machine after the
+# run): in the report when results/<experiment>/speed.csv exists.
+SPEED_CSV = LAYOUT.table("speed", "csv")
+if TRAINING and os.path.exists(SPEED_CSV):
+    REPORT_TARGETS.append(LAYOUT.table("speed", "html"))
+
+    rule speed_table:
+        input:
+            SPEED_CSV,
+        output:
+            md=LAYOUT.table("speed", "md"),
+            html=report(
+                LAYOUT.table("speed", "html"),
+                caption="../report/speed.rst",
+                **report_place("1. Table 1"),
+            ),
+        log:
+            LAYOUT.log("report", "speed_table"),
+        benchmark:
+            LAYOUT.benchmark("report", "speed_table")
+        conda:
+            "../../envs/report.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        shell:
+            "python -m liverbench.evaluation.speed_table --csv {input:q} --html {output.html:q} "
+            "--md {output.md:q} > {log:q} 2>&1"
