@@ -41,8 +41,13 @@ PAPER = {"shape": [128, 128, 128], "spacing": [2.0, 2.5, 2.5], "channels": [16, 
 def run(command: list[str], log: Path) -> int:
     """Run one command alone; returns its peak resident set (MB). Fails loudly."""
     with log.open("w") as handle:
+        # this checkout's code, whatever the experiment's working directory holds (-P: no
+        # working directory on sys.path)
+        command = [command[0], "-P", *command[1:]]
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+                                   env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
+                                        "PYTHONPATH": path})
         _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(command)}\n{log.read_text()[-3000:]}")
@@ -167,12 +172,16 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiment", type=Path, default=Path("results/demo"))
+    parser.add_argument("--experiment", type=Path, default=Path("results/demo"),
+                        help="results/<experiment> of a finished run")
     parser.add_argument("--pairs", type=int, default=5, help="the first N test pairs")
     parser.add_argument("--shapes", type=int, nargs="+", default=[64, 128], choices=(64, 128))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
+    # The DAG's paths (and the nnU-Net model records) are relative to its working directory.
+    os.chdir(args.experiment.resolve().parent.parent)
+    args.experiment = Path("results") / args.experiment.resolve().name
 
     splits = json.loads((args.experiment / "splits.json").read_text())
     pairs = splits["pairs"]["test"][: args.pairs]

@@ -9,6 +9,7 @@ grid, channels in array order (z, y, x), the convention of MONAI's `Warp`.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -50,20 +51,31 @@ class SpatialTransformer(nn.Module):
 
 
 def gaussian_smoothing(field: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of each channel of a (B, C, Z, Y, X) volume, edges replicated."""
+    """Separable Gaussian blur of each channel of a (B, C, Z, Y, X) volume, edges replicated.
+
+    Each axis is one matrix product with a banded (n x n) matrix that holds the kernel, the
+    replicated edges folded into its first and last columns: the same sums as a padded
+    convolution, but on BLAS instead of a grouped 3-D convolution, which has no fast CPU
+    kernel (3 ms against 13 ms for a 3-channel 64³ field, 2 threads)."""
+    z, y, x = field.shape[2:]
+    mz, my, mx = (_smoothing_matrix(n, float(sigma), field.dtype, field.device) for n in (z, y, x))
+    field = field @ mx.T
+    field = (field.transpose(-1, -2) @ my.T).transpose(-1, -2)
+    return torch.einsum("bczyx,wz->bcwyx", field, mz)
+
+
+@functools.lru_cache(maxsize=32)
+def _smoothing_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device):
+    """M with (M v)[i] = sum_d w_d v[clamp(i + d)], w a normalised Gaussian of radius 2 sigma."""
     radius = max(1, round(2 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=field.dtype, device=field.device)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
-    channels = field.shape[1]
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = kernel.numel()
-        weight = kernel.reshape(shape).repeat(channels, 1, 1, 1, 1)
-        pad = [0] * 6  # F.pad lists the last axis first
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
-        field = F.conv3d(F.pad(field, pad, mode="replicate"), weight, groups=channels)
-    return field
+    matrix = torch.zeros(n, n, dtype=torch.float64)
+    rows = torch.arange(n)
+    for offset, weight in zip(range(-radius, radius + 1), kernel):
+        matrix[rows, (rows + offset).clamp(0, n - 1)] += weight
+    return matrix.to(dtype=dtype, device=device)
 
 
 class FieldNet(nn.Module):
@@ -124,7 +136,7 @@ class Registration:
 
     field: torch.Tensor
     increments: list[torch.Tensor]
-    warped: torch.Tensor
+    warped: torch.Tensor | None  # None when the last warp was not asked for
 
 
 class RegSegNet(nn.Module):
@@ -151,11 +163,14 @@ class RegSegNet(nn.Module):
         fixed: torch.Tensor,
         cascades: int | None = None,
         frozen: int = 0,
+        warp_last: bool = True,
     ) -> Registration:
         """Run the first `cascades` cascades (all by default) on (B, 1, Z, Y, X) volumes.
 
         The first `frozen` cascades run without gradients: cascade-wise training optimises
         only the last cascade used, on what the frozen ones give it; later cascades never run.
+        `warp_last=False` skips warping the CECT by the final field: a prediction carries
+        the mask through the field itself and needs the warped CECT only as a picture.
         """
         count = self.num_cascades if cascades is None else cascades
         if not 1 <= count <= self.num_cascades:
@@ -167,7 +182,8 @@ class RegSegNet(nn.Module):
             with torch.no_grad() if index < frozen else nullcontext():
                 increment = self.cascades[index](warped, fixed)
                 field = increment if field is None else self.transform.compose(field, increment)
-                warped = self.transform.image(moving, field)
+                last = index == count - 1
+                warped = self.transform.image(moving, field) if warp_last or not last else None
             increments.append(increment)
         assert field is not None
         return Registration(field=field, increments=increments, warped=warped)

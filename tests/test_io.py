@@ -73,3 +73,19 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path):
     write_image(image, target)
     assert [p.name for p in tmp_path.iterdir()] == ["out.nii.gz"]
     assert read_image(target).GetSize() == image.GetSize()
+
+
+def test_read_grid_gives_the_geometry_from_the_header(tmp_path: Path):
+    from liverbench.data.io import read_grid
+
+    image, _ = tiny_ct()
+    image.SetDirection([0, 1, 0, 1, 0, 0, 0, 0, -1])
+    path = tmp_path / "ct.nii.gz"
+    write_image(image, path)
+    grid = read_grid(path)
+    assert grid.GetSize() == image.GetSize() and grid.GetPixelID() == sitk.sitkUInt8
+    np.testing.assert_allclose(grid.GetOrigin(), image.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(grid.GetSpacing(), image.GetSpacing(), atol=1e-6)
+    np.testing.assert_allclose(grid.GetDirection(), image.GetDirection(), atol=1e-6)
+    with pytest.raises(ImageError, match="not found"):
+        read_grid(tmp_path / "missing.nii.gz")

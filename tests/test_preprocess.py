@@ -72,3 +72,33 @@ def test_case_and_pair(tmp_path: Path):
         sitk.GetArrayFromImage(world), sitk.GetArrayFromImage(images["moving_liver"])
     )
     assert ncect.GetSize() != images["fixed"].GetSize()
+
+
+def test_a_mask_on_a_large_grid_is_resampled_only_where_it_lands():
+    """resample_mask on a big reference resamples the box the mask lands in: the result is
+    voxel for voxel the full resampling (through a rotation and a smooth deformation)."""
+    from liverbench.data import preprocess
+
+    array = np.zeros((40, 60, 60), np.uint8)
+    array[10:25, 15:40, 20:45] = 1
+    mask = sitk.GetImageFromArray(array)
+    mask.SetSpacing([2.0, 2.0, 3.0])
+    reference = sitk.Image([160, 150, 50], sitk.sitkUInt8)  # 1.2 M voxels: the box path
+    reference.SetSpacing([1.0, 1.0, 2.5])
+    reference.SetOrigin([-20.0, -10.0, -5.0])
+    euler = sitk.Euler3DTransform([60.0, 60.0, 60.0], 0.05, -0.03, 0.1, [4.0, -6.0, 3.0])
+    displacement = np.random.default_rng(0).normal(0, 3, (12, 12, 12, 3))
+    field = sitk.GetImageFromArray(displacement, isVector=True)
+    field.SetSpacing([15.0, 15.0, 15.0])
+    field.SetOrigin([-30.0, -30.0, -30.0])
+    transform = sitk.CompositeTransform([sitk.DisplacementFieldTransform(field), euler])
+    box = preprocess.landing_box(sitk.Cast(mask, sitk.sitkFloat32), reference, transform)
+    assert box is not None and np.prod(box[1]) < 0.8 * np.prod(reference.GetSize())
+    fast = preprocess.resample_mask(mask, reference, transform)
+    full = sitk.Cast(sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), reference, transform,
+                                   sitk.sitkLinear, 0.0, sitk.sitkFloat32) >= 0.5,
+                     sitk.sitkUInt8)
+    assert sitk.GetArrayViewFromImage(fast).sum() > 1000
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(fast),
+                                  sitk.GetArrayViewFromImage(full))
+    assert fast.GetOrigin() == reference.GetOrigin()

@@ -373,3 +373,29 @@ def test_predict_with_cect_segmentations_as_moving_masks(tmp_path, pairs_dir):
                         prealign=sitk.ReadTransform(str(job.prealign)))
     np.testing.assert_array_equal(carried.moving_mask, annotated.moving_mask)
     assert carried.fixed_mask is None  # the nCECT liver is never read at prediction
+
+
+def test_field_smoothing_is_a_gaussian_with_replicated_edges():
+    """The matrix form of the smoothing gives scipy's Gaussian of the same radius, edges
+    replicated ('nearest'), on a field of uneven shape."""
+    from scipy import ndimage
+
+    from regsegnet.model import gaussian_smoothing
+
+    sigma = 2.5
+    field = torch.randn(1, 3, 9, 14, 11, dtype=torch.float64)
+    smoothed = gaussian_smoothing(field, sigma).numpy()
+    for channel in range(3):
+        expected = ndimage.gaussian_filter(field[0, channel].numpy(), sigma, mode="nearest",
+                                           truncate=round(2 * sigma) / sigma)
+        np.testing.assert_allclose(smoothed[0, channel], expected, atol=1e-10)
+
+
+def test_a_prediction_may_skip_the_last_warp():
+    torch.manual_seed(0)
+    model = RegSegNet(cascades=2, channels=(4, 8, 8)).eval()
+    moving, fixed = torch.rand(1, 1, 16, 16, 16), torch.rand(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        full = model(moving, fixed)
+        fast = model(moving, fixed, warp_last=False)
+    assert fast.warped is None and torch.equal(full.field, fast.field)

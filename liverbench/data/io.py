@@ -67,6 +67,30 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> sitk.Imag
     return image
 
 
+def read_grid(path: str | os.PathLike) -> sitk.Image:
+    """An empty (uint8) image with the geometry of an image file, from its header alone: what
+    a mask is resampled onto without reading the voxels. A DICOM folder is read in full."""
+    path = Path(path)
+    if path.is_dir() or not path.exists():
+        image = read_image(path)
+        grid = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+        grid.CopyInformation(image)
+        return grid
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise ImageError(f"{path}: cannot be read as an image ({error})") from error
+    if reader.GetDimension() != 3 or min(reader.GetSize()) < 2:
+        raise ImageError(f"{path}: expected a 3-D volume, got size {reader.GetSize()}")
+    grid = sitk.Image(reader.GetSize(), sitk.sitkUInt8)
+    grid.SetOrigin(reader.GetOrigin())
+    grid.SetSpacing(reader.GetSpacing())
+    grid.SetDirection(reader.GetDirection())
+    return grid
+
+
 def read_displacement(path: str | os.PathLike) -> sitk.Image:
     """Read a displacement field (3 components per voxel, mm) as float64, checked."""
     path = Path(path)

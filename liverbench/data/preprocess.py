@@ -137,14 +137,63 @@ def resample_mask(
 
     Thresholding the interpolated mask keeps the volume of a mask better than nearest
     neighbour when grids differ a lot in spacing, and it is its own inverse's counterpart.
+    On a large reference only the box the mask can land in is resampled (`landing_box`):
+    the same voxels, the rest is zero.
     """
-    fraction = sitk.Resample(
-        sitk.Cast(mask, sitk.sitkFloat32), reference, _or_identity(transform),
-        sitk.sitkLinear, 0.0, sitk.sitkFloat32,
-    )
+    transform = _or_identity(transform)
+    fraction_of = sitk.Cast(mask, sitk.sitkFloat32)
+    box = landing_box(fraction_of, reference, transform)
+    target = reference if box is None else _sub_grid(reference, *box)
+    fraction = sitk.Resample(fraction_of, target, transform, sitk.sitkLinear, 0.0,
+                             sitk.sitkFloat32)
     binary = sitk.Cast(fraction >= 0.5, sitk.sitkUInt8)
-    binary.CopyInformation(reference)
-    return binary
+    if box is None:
+        binary.CopyInformation(reference)
+        return binary
+    full = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+    full.CopyInformation(reference)
+    return sitk.Paste(full, binary, binary.GetSize(), [0, 0, 0], box[0])
+
+
+LANDING_MIN_VOXELS = 2**20  # below this, resampling everything is as fast as finding a box
+LANDING_SPACING_MM = 8.0  # the coarse grid the box is found on
+LANDING_MARGIN = 2  # coarse voxels added around the box on each side
+
+
+def landing_box(
+    fraction: sitk.Image, reference: sitk.Image, transform: sitk.Transform
+) -> tuple[list[int], list[int]] | None:
+    """(start index, size) of the part of `reference` where `fraction` (a float mask) can land
+    through `transform`, found on a coarse copy of the reference grid (its support, grown by
+    LANDING_MARGIN coarse voxels); None: resample the whole reference (small grids, or a mask
+    that lands nowhere, which the full resampling then shows as empty)."""
+    size = np.array(reference.GetSize())
+    if size.prod() < LANDING_MIN_VOXELS:
+        return None
+    spacing = np.array(reference.GetSpacing())
+    factor = np.maximum(1, np.floor(LANDING_SPACING_MM / spacing)).astype(int)
+    coarse = sitk.Image([int(n) for n in np.ceil(size / factor)], sitk.sitkUInt8)
+    coarse.SetOrigin(reference.GetOrigin())
+    coarse.SetDirection(reference.GetDirection())
+    coarse.SetSpacing((spacing * factor).tolist())
+    support = sitk.GetArrayViewFromImage(
+        sitk.Resample(fraction, coarse, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    ) > 0
+    if not support.any():
+        return None
+    index = np.argwhere(support)[:, ::-1]  # (x, y, z)
+    low = np.clip((index.min(axis=0) - LANDING_MARGIN) * factor, 0, size - 1)
+    high = np.clip((index.max(axis=0) + 1 + LANDING_MARGIN) * factor, 1, size)
+    return low.astype(int).tolist(), (high - low).astype(int).tolist()
+
+
+def _sub_grid(reference: sitk.Image, start: list[int], size: list[int]) -> sitk.Image:
+    """An empty image on `size` voxels of `reference`'s grid from index `start`."""
+    grid = sitk.Image([int(n) for n in size], sitk.sitkUInt8)
+    grid.SetSpacing(reference.GetSpacing())
+    grid.SetDirection(reference.GetDirection())
+    grid.SetOrigin(reference.TransformIndexToPhysicalPoint([int(i) for i in start]))
+    return grid
 
 
 def normalise(image: sitk.Image, window: Sequence[float]) -> sitk.Image:
