@@ -85,26 +85,44 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-# The smoke run's source of an external test cohort (docs/external-cohorts.md): a derived
-# real-anatomy cohort built from a small MSD-layout CECT cohort of another seed, relative to the
-# working directory; every snakemake call on the smoke run passes the same config.
+# The smoke run's external test cohorts (docs/external-cohorts.md), relative to the working
+# directory: a derived real-anatomy cohort built from a small MSD-layout CECT cohort of another
+# seed, and a manifest with only the four required columns (no SPECT, lungs or true motion);
+# every snakemake call on the smoke run passes the same config.
 SMOKE_EXTERNAL_SOURCE = "external_source/Task03_Liver"
+SMOKE_EXTERNAL_MANIFEST = "external_source/minimal.csv"
 SMOKE_CONFIG = (
     "--config", "experiment=smoke", "scale=smoke",
-    f"test_cohorts=[{{name: derived, derived_from: {{source: {SMOKE_EXTERNAL_SOURCE}}}}}]",
+    f"test_cohorts=[{{name: derived, derived_from: {{source: {SMOKE_EXTERNAL_SOURCE}}}}}, "
+    f"{{name: minimal, manifest: {SMOKE_EXTERNAL_MANIFEST}}}]",
 )
+
+
+def write_minimal_manifest(workdir: Path) -> None:
+    """One phantom patient (another seed) listed with cect, cect_liver, ncect, ncect_liver."""
+    folder = workdir / "external_source" / "h108"
+    subprocess.run(
+        [sys.executable, "-m", "liverbench.data.phantom", "--size", "smoke", "--out",
+         str(folder), "--patients", "1", "--seed", "11"],
+        check=True, capture_output=True,
+    )
+    names = ("cect", "cect_liver", "ncect", "ncect_liver")
+    rows = ["patient_id," + ",".join(names),
+            "M001," + ",".join(f"h108/P001/{name}.nii.gz" for name in names)]
+    (workdir / SMOKE_EXTERNAL_MANIFEST).write_text("\n".join(rows) + "\n")
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole smoke-scale DAG with one derived external test cohort, run once per test
-    session; returns results/smoke."""
+    """The whole smoke-scale DAG with two external test cohorts, run once per test session;
+    returns results/smoke."""
     workdir = tmp_path_factory.mktemp("smoke")
     subprocess.run(
         [sys.executable, "-m", "liverbench.data.phantom", "--kind", "msd", "--size", "smoke",
          "--out", str(workdir / SMOKE_EXTERNAL_SOURCE), "--patients", "2", "--seed", "7"],
         check=True, capture_output=True,
     )
+    write_minimal_manifest(workdir)
     result = run_snakemake(workdir, *SMOKE_CONFIG)
     if result.returncode != 0:
         logs = "\n".join(

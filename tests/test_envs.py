@@ -305,6 +305,11 @@ def test_every_cli_rule_names_an_existing_env() -> None:
     assert not problems, "\n".join(problems)
 
 
+# Imported only when a user opts in (regsegnet.inference: onnxruntime | openvino, documented
+# in docs/regsegnet.md): not part of any env; asking for one that is missing is a named error.
+OPTIONAL_IMPORTS = {"onnx", "onnxruntime", "openvino"}
+
+
 def test_every_import_of_a_rule_is_in_its_env() -> None:
     problems = []
     for rule in rules():
@@ -320,6 +325,8 @@ def test_every_import_of_a_rule_is_in_its_env() -> None:
                                 "a project module")
                 continue
             for name, where in sorted(third_party_imports(module).items()):
+                if name in OPTIONAL_IMPORTS:
+                    continue
                 providers = distributions_of(name)
                 if not providers:
                     problems.append(f"rule {rule.name}: {where} imports {name}, which no "

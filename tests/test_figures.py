@@ -295,3 +295,25 @@ def test_a_dozen_methods_keep_distinct_colours_and_an_unhidden_legend():
     figure = accuracy_runtime_plot(frame, methods)
     assert len(figure.axes[0].get_legend().get_texts()) == 12
     assert _legend_is_beside(figure)
+
+
+def test_summary_of_a_cohort_without_spect_or_truth(tmp_path):
+    """A test cohort with only the four required images: no LSF and no TRE values. The
+    summary figures still render, without panels for what the cohort cannot measure."""
+    import pandas as pd
+
+    paths = write_metrics(tmp_path)
+    for path in paths:
+        frame = pd.read_csv(path)
+        for column in frame.columns:
+            if column.startswith(("lsf_", "tre_")):
+                frame[column] = np.nan
+        frame.to_csv(path, index=False)
+    assert main(["summary", "--metrics", *map(str, paths), "--out-dir",
+                 str(tmp_path / "f")]) == 0
+    assert_png(tmp_path / "f" / "metrics_boxplot.png")
+    from liverbench.evaluation.metric_frame import load_metrics
+
+    frame, methods = load_metrics(paths)
+    visible = [ax for ax in metric_boxplots(frame, methods).axes if ax.get_visible()]
+    assert len(visible) == len(BOX_METRICS) - 1  # no LSF panel

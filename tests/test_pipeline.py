@@ -127,3 +127,18 @@ def test_external_cohort_is_scored_with_the_trained_models(smoke_run: Path):
     assert regsegnet["lsf_abs_error"].notna().all()
     for pair in pairs:
         assert (external / "figures" / "overlays" / f"{pair}.png").stat().st_size > 1000
+
+
+def test_a_minimal_manifest_cohort_has_no_lsf_or_registration_error(smoke_run: Path):
+    """A test cohort listed with only cect, cect_liver, ncect, ncect_liver: scored by every
+    method, with no lung-shunt or true-motion columns filled (it has neither)."""
+    external = smoke_run / "external" / "minimal"
+    assert json.loads((external / "splits.json").read_text())["pairs"]["test"] == ["M001__M001"]
+    for method in SMOKE["methods"]:
+        metrics = pd.read_csv(external / "metrics" / f"{method}.csv")
+        assert list(metrics["pair"]) == ["M001__M001"], method
+        assert metrics["dsc"].between(0, 1).all(), method
+        for column in ("lsf_abs_error", "tre_mean_mm"):
+            assert column not in metrics or metrics[column].isna().all(), (method, column)
+    assert (external / "table1.md").stat().st_size > 200
+    assert not (external / "data" / "h108" / "M001" / "spect.nii.gz").exists()

@@ -127,8 +127,10 @@ def metric_boxplots(
     metrics: Sequence[str] = BOX_METRICS,
     labels: Mapping[str, str] | None = None,
 ) -> Figure:
-    """One panel per metric: a box per method plus the individual test pairs as points."""
+    """One panel per metric with values (a cohort without SPECT has no LSF error, one without
+    a true motion no TRE): a box per method plus the individual test pairs as points."""
     data = frame[frame["status"] != "missing"]
+    metrics = [m for m in metrics if m in data and data[m].notna().any()]
     colours = palette(methods)
     ncols = min(4, len(metrics))
     nrows = int(np.ceil(len(metrics) / ncols))
