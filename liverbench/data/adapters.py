@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,23 +59,15 @@ def read_manifest(path: str | Path, check_files: Iterable[str] | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise ManifestError(f"{path}: missing column(s) {missing}; has {columns}")
-        unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-        if unknown:
-            raise ManifestError(
-                f"{path}: unknown column(s) {unknown}; allowed: "
-                f"{list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
-            )
-        checked = None if check_files is None else set(check_files)
-        rows = [
-            _parse_row(path, line, record, checked)
-            for line, record in enumerate(reader, start=2)
-        ]
+    columns, records = read_table(path, REQUIRED_COLUMNS)
+    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise ManifestError(
+            f"{path}: unknown column(s) {unknown}; allowed: "
+            f"{list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+        )
+    checked = None if check_files is None else set(check_files)
+    rows = [_parse_row(path, line, record, checked) for line, record in records]
     if not rows:
         raise ManifestError(f"{path}: no patients")
     ids = [row.patient_id for row in rows]
@@ -85,10 +77,20 @@ def read_manifest(path: str | Path, check_files: Iterable[str] | None = None) ->
     return rows
 
 
-def _parse_row(
-    manifest: Path, line: int, record: dict[str, str], checked: set[str] | None
-) -> ManifestRow:
-    where = f"{manifest}, line {line}"
+def read_table(path: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict]]]:
+    """A CSV table's columns and its records with their line numbers; a missing required
+    column is an error naming the file (the manifest, a derived cohort's source list)."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise ManifestError(f"{path}: missing column(s) {missing}; has {columns}")
+        return columns, list(enumerate(reader, start=2))
+
+
+def checked_patient_id(record: dict[str, str], where: str) -> str:
+    """A row's patient_id, refused when empty or when it would break a path or a pair id."""
     patient = (record.get("patient_id") or "").strip()
     if not patient:
         raise ManifestError(f"{where}: empty patient_id")
@@ -96,6 +98,19 @@ def _parse_row(
         raise ManifestError(
             f"{where}: patient_id {patient!r} may not contain '{PAIR_SEPARATOR}' or '/'"
         )
+    return patient
+
+
+def table_path(table: Path, value: str) -> Path:
+    """A path given in a CSV table: absolute, or relative to the table's folder."""
+    return Path(value) if Path(value).is_absolute() else table.parent / value
+
+
+def _parse_row(
+    manifest: Path, line: int, record: dict[str, str], checked: set[str] | None
+) -> ManifestRow:
+    where = f"{manifest}, line {line}"
+    patient = checked_patient_id(record, where)
     paths: dict[str, Path] = {}
     for column in IMAGE_COLUMNS:
         value = (record.get(column) or "").strip()
@@ -103,7 +118,7 @@ def _parse_row(
             if column in REQUIRED_COLUMNS:
                 raise ManifestError(f"{where}: column '{column}' is empty")
             continue
-        full = Path(value) if Path(value).is_absolute() else manifest.parent / value
+        full = table_path(manifest, value)
         if (checked is None or patient in checked) and not full.exists():
             raise ManifestError(
                 f"{where}: column '{column}' points to {full}, which does not exist"

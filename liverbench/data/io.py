@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from liverbench.data.preprocess import grid_of
 from liverbench.errors import InputError
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -72,10 +73,7 @@ def read_grid(path: str | os.PathLike) -> sitk.Image:
     a mask is resampled onto without reading the voxels. A DICOM folder is read in full."""
     path = Path(path)
     if path.is_dir() or not path.exists():
-        image = read_image(path)
-        grid = sitk.Image(image.GetSize(), sitk.sitkUInt8)
-        grid.CopyInformation(image)
-        return grid
+        return grid_of(read_image(path))
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -12,7 +12,6 @@ workflow can build its job list from it cheaply. A derived patient's id is the s
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from liverbench.data.adapters import ManifestError, msd_cases
+from liverbench.data.adapters import (
+    ManifestError,
+    checked_patient_id,
+    msd_cases,
+    read_table,
+    table_path,
+)
 from liverbench.data.io import (
     ImageError,
     geometry_summary,
@@ -28,7 +33,6 @@ from liverbench.data.io import (
     read_mask,
     same_geometry,
 )
-from liverbench.data.splits import PAIR_SEPARATOR
 
 CSV_COLUMNS = ("patient_id", "cect", "cect_liver")
 CSV_OPTIONAL = ("cect_tumour",)
@@ -117,30 +121,20 @@ def _msd_ids(root: Path) -> list[str]:
 
 def _csv_rows(path: Path) -> dict[str, dict[str, Path]]:
     """patient_id -> {column: absolute path} for the image columns given."""
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        missing = [c for c in CSV_COLUMNS if c not in columns]
-        if missing:
-            raise ManifestError(f"{path}: missing column(s) {missing}; has {columns}")
-        rows: dict[str, dict[str, Path]] = {}
-        for line, record in enumerate(reader, start=2):
-            where = f"{path}, line {line}"
-            case = (record.get("patient_id") or "").strip()
-            if not case or "/" in case or PAIR_SEPARATOR in case or case.startswith("."):
-                raise ManifestError(
-                    f"{where}: patient_id {case!r} is empty or holds '/' or '{PAIR_SEPARATOR}'"
-                )
-            if case in rows:
-                raise ManifestError(f"{where}: duplicate patient_id {case!r}")
-            rows[case] = {}
-            for column in CSV_COLUMNS[1:] + CSV_OPTIONAL:
-                value = (record.get(column) or "").strip()
-                if not value and column in CSV_COLUMNS:
-                    raise ManifestError(f"{where}: column '{column}' is empty")
-                if value:
-                    full = Path(value)
-                    rows[case][column] = full if full.is_absolute() else path.parent / full
+    _, records = read_table(path, CSV_COLUMNS)
+    rows: dict[str, dict[str, Path]] = {}
+    for line, record in records:
+        where = f"{path}, line {line}"
+        case = checked_patient_id(record, where)
+        if case in rows:
+            raise ManifestError(f"{where}: duplicate patient_id {case!r}")
+        rows[case] = {}
+        for column in CSV_COLUMNS[1:] + CSV_OPTIONAL:
+            value = (record.get(column) or "").strip()
+            if not value and column in CSV_COLUMNS:
+                raise ManifestError(f"{where}: column '{column}' is empty")
+            if value:
+                rows[case][column] = table_path(path, value)
     return rows
 
 
