@@ -38,6 +38,7 @@ from baselines.elastix_cnn.settings import Settings
 from liverbench.config import load
 from liverbench.data.io import read_image, read_mask, write_transform
 from liverbench.data.preprocess import resample_mask
+from liverbench.layout import image_file
 from liverbench.runtime import Stopwatch, cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,9 +63,10 @@ def in_frame(image: sitk.Image, frame: sitk.Euler3DTransform) -> sitk.Image:
 
 def run_pair(case: Path, settings: Settings, frame: sitk.Euler3DTransform | None = None,
              prealign: bool = False) -> dict[str, float]:
-    cect, ncect = read_image(case / "cect.nii.gz"), read_image(case / "ncect.nii.gz")
-    cect_liver = read_mask(case / "cect_liver.nii.gz", cect)
-    ncect_liver = read_mask(case / "ncect_liver.nii.gz", ncect)
+    cect = read_image(image_file(str(case), "cect"))
+    ncect = read_image(image_file(str(case), "ncect"))
+    cect_liver = read_mask(image_file(str(case), "cect_liver"), cect)
+    ncect_liver = read_mask(image_file(str(case), "ncect_liver"), ncect)
     if frame is not None:
         ncect, ncect_liver = in_frame(ncect, frame), in_frame(ncect_liver, frame)
     initial = (mapping.elastix_start(frame, ncect, ncect_liver, cect_liver,

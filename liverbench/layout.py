@@ -6,13 +6,13 @@ method takes a Snakemake wildcard as well as a value: `layout.case_file("{patien
 is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
 
     results/{experiment}/
-      raw/h108/{patient}/*.nii.gz                              phantom cohort (generated)
+      raw/h108/{patient}/*.nii                                 phantom cohort (generated)
       raw/msd/Task03_Liver/                                    phantom MSD-like cohort
-      raw/derived/{patient}/*.nii.gz                           derived cohort (generated)
-      data/h108/{patient}/{name}.nii.gz, case.json             standardized cases
-      data/msd/{case}/cect.nii.gz, cect_liver.nii.gz
-      preprocessed/{h108,msd}/{id}/{name}.nii.gz              working grids
-      pairs/{moving}__{fixed}/{moving,moving_liver,fixed,fixed_liver}.nii.gz, prealign.tfm
+      raw/derived/{patient}/*.nii                              derived cohort (generated)
+      data/h108/{patient}/{name}.nii, case.json                standardized cases
+      data/msd/{case}/cect.nii, cect_liver.nii
+      preprocessed/{h108,msd}/{id}/{name}.nii                 working grids
+      pairs/{moving}__{fixed}/{moving,moving_liver,fixed,fixed_liver}.nii, prealign.tfm
       models/{model}/ ...                                      trained models, loss CSVs
       predictions/{method}/{pair}.nii.gz                       per-pair outputs of a method:
       runtime/{method}/{pair}.json                             mask + runtime record
@@ -39,11 +39,15 @@ TRUTH_FILE = "true_motion"
 PHANTOM_FILES = CASE_FILES + SPECT_FILES + (TRUTH_FILE,)  # what the phantom writes per patient
 MSD_FILES = ("cect", "cect_liver")
 PAIR_FILES = ("moving", "moving_liver", "fixed", "fixed_liver")
+# The pipeline's own images (cases, working grids, pairs) are stored uncompressed: every method
+# reads them inside its timed case, and inflating a gzip'd CT costs more than registering it
+# (48 ms against 9 ms for a demo CECT; docs/speed.md). Outputs users keep stay .nii.gz.
+IMAGE_SUFFIX = ".nii"
 
 
 def image_file(folder: str, name: str) -> str:
     """The one spelling of an image in a case, working-grid or pair folder."""
-    return f"{folder}/{name}.nii.gz"
+    return f"{folder}/{name}{IMAGE_SUFFIX}"
 
 
 def pair_id(moving: str, fixed: str) -> str:

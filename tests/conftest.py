@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from liverbench.layout import image_file
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,7 +57,7 @@ def write_case(folder: Path, seed: int = 0, spect: bool = True) -> Path:
     for name, image in dict(
         cect=cect, cect_liver=cect_liver, ncect=ncect, ncect_liver=ncect_liver
     ).items():
-        sitk.WriteImage(image, str(folder / f"{name}.nii.gz"))
+        sitk.WriteImage(image, image_file(str(folder), name))
     if spect:
         shape = sitk.GetArrayViewFromImage(ncect).shape
         lungs = sitk.GetImageFromArray(
@@ -63,8 +65,8 @@ def write_case(folder: Path, seed: int = 0, spect: bool = True) -> Path:
         )
         lungs.CopyInformation(ncect)
         counts = sitk.Cast(ncect_liver, sitk.sitkFloat32) * 100.0 + 1.0
-        sitk.WriteImage(counts, str(folder / "spect.nii.gz"))
-        sitk.WriteImage(lungs, str(folder / "ncect_lungs.nii.gz"))
+        sitk.WriteImage(counts, image_file(str(folder), "spect"))
+        sitk.WriteImage(lungs, image_file(str(folder), "ncect_lungs"))
     return folder
 
 
@@ -108,7 +110,7 @@ def write_minimal_manifest(workdir: Path) -> None:
     )
     names = ("cect", "cect_liver", "ncect", "ncect_liver")
     rows = ["patient_id," + ",".join(names),
-            "M001," + ",".join(f"h108/P001/{name}.nii.gz" for name in names)]
+            "M001," + ",".join(image_file("h108/P001", name) for name in names)]
     (workdir / SMOKE_EXTERNAL_MANIFEST).write_text("\n".join(rows) + "\n")
 
 

@@ -12,6 +12,7 @@ import torch
 from scipy import ndimage
 
 from liverbench.data.io import write_array
+from liverbench.layout import image_file
 
 SPACING = 6.0
 TINY = {"channels": [4, 8, 8], "mi_samples": 2048, "lr": 3e-3}  # a tiny, quick network
@@ -60,7 +61,7 @@ def write_pair(folder: Path, shape=(32, 32, 32), **kwargs) -> Path:
     reference = grid(shape)
     names = ("moving", "moving_liver", "fixed", "fixed_liver")
     for name, array in zip(names, generated_pair(shape, **kwargs)):
-        write_array(array, reference, folder / f"{name}.nii.gz")
+        write_array(array, reference, image_file(str(folder), name))
     return folder
 
 
@@ -68,7 +69,7 @@ def write_original_ncect(case_root: Path, patient: str, shape=(32, 32, 32)) -> P
     """An 'original' nCECT on a finer, larger grid covering the pair's grid."""
     fine = tuple(int(s * 1.5) + 4 for s in shape)
     reference = grid(fine, spacing=SPACING / 1.5, origin=(-8.0, -8.0, -8.0))
-    path = case_root / patient / "ncect.nii.gz"
+    path = Path(image_file(str(case_root / patient), "ncect"))
     write_array(np.zeros(fine, dtype=np.int16), reference, path)
     return path
 

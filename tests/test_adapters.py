@@ -19,6 +19,7 @@ from liverbench.data.adapters import (
     standardize_msd,
 )
 from liverbench.data.io import ImageError, read_image, same_geometry
+from liverbench.layout import image_file
 
 
 def write_dicom_series(image: sitk.Image, folder: Path) -> None:
@@ -60,17 +61,18 @@ def mixed_formats(tmp_path: Path) -> Path:
     src = write_case(tmp_path / "src")
     raw = tmp_path / "raw"
     raw.mkdir()
-    write_dicom_series(read_image(src / "cect.nii.gz"), raw / "cect_dicom")
-    sitk.WriteImage(sitk.ReadImage(str(src / "ncect.nii.gz")), str(raw / "ncect.nrrd"))
-    sitk.WriteImage(sitk.ReadImage(str(src / "ncect_liver.nii.gz")), str(raw / "ncect_liver.mha"))
+    write_dicom_series(read_image(image_file(str(src), "cect")), raw / "cect_dicom")
+    sitk.WriteImage(sitk.ReadImage(image_file(str(src), "ncect")), str(raw / "ncect.nrrd"))
+    liver = sitk.ReadImage(image_file(str(src), "ncect_liver"))
+    sitk.WriteImage(liver, str(raw / "ncect_liver.mha"))
     row = {
         "patient_id": "H001",
         "cect": "raw/cect_dicom",
-        "cect_liver": "src/cect_liver.nii.gz",
+        "cect_liver": "src/cect_liver.nii",
         "ncect": "raw/ncect.nrrd",
         "ncect_liver": "raw/ncect_liver.mha",
-        "spect": "src/spect.nii.gz",
-        "ncect_lungs": "src/ncect_lungs.nii.gz",
+        "spect": "src/spect.nii",
+        "ncect_lungs": "src/ncect_lungs.nii",
         "split": "test",
     }
     write_manifest(tmp_path / "manifest.csv", [row])
@@ -86,8 +88,8 @@ def test_manifest_with_dicom_nrrd_mha(mixed_formats: Path, tmp_path: Path):
         "cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs"
     }
     out = tmp_path / "out" / "H001"
-    cect = read_image(out / "cect.nii.gz")
-    source = read_image(tmp_path / "src" / "cect.nii.gz")
+    cect = read_image(image_file(str(out), "cect"))
+    source = read_image(image_file(str(tmp_path / "src"), "cect"))
     assert same_geometry(cect, source)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(cect), sitk.GetArrayFromImage(source))
     assert cect.GetPixelID() == sitk.sitkInt16
@@ -98,8 +100,8 @@ def test_manifest_with_dicom_nrrd_mha(mixed_formats: Path, tmp_path: Path):
 def test_manifest_errors_name_file_line_and_column(tmp_path: Path):
     write_case(tmp_path / "c")
     base = {
-        "patient_id": "A", "cect": "c/cect.nii.gz", "cect_liver": "c/cect_liver.nii.gz",
-        "ncect": "c/ncect.nii.gz", "ncect_liver": "c/ncect_liver.nii.gz",
+        "patient_id": "A", "cect": "c/cect.nii", "cect_liver": "c/cect_liver.nii",
+        "ncect": "c/ncect.nii", "ncect_liver": "c/ncect_liver.nii",
     }
     manifest = tmp_path / "m.csv"
     write_manifest(manifest, [base, {**base, "patient_id": "B", "ncect": "c/missing.nii.gz"}])
@@ -121,13 +123,13 @@ def test_manifest_errors_name_file_line_and_column(tmp_path: Path):
 def test_mask_on_other_grid_is_refused(tmp_path: Path):
     case = write_case(tmp_path / "c")
     _, other = tiny_ct(shape=(10, 20, 20))
-    sitk.WriteImage(other, str(case / "ncect_liver.nii.gz"))
+    sitk.WriteImage(other, str(case / "ncect_liver.nii"))
     write_manifest(tmp_path / "m.csv", [{
-        "patient_id": "A", "cect": "c/cect.nii.gz", "cect_liver": "c/cect_liver.nii.gz",
-        "ncect": "c/ncect.nii.gz", "ncect_liver": "c/ncect_liver.nii.gz",
+        "patient_id": "A", "cect": "c/cect.nii", "cect_liver": "c/cect_liver.nii",
+        "ncect": "c/ncect.nii", "ncect_liver": "c/ncect_liver.nii",
     }])
     (row,) = read_manifest(tmp_path / "m.csv")
-    with pytest.raises(ImageError, match=r"ncect_liver\.nii\.gz: mask geometry"):
+    with pytest.raises(ImageError, match=r"ncect_liver\.nii: mask geometry"):
         standardize_h108(row, tmp_path / "out")
 
 
@@ -153,7 +155,7 @@ def test_msd_layout(tmp_path: Path):
     write_msd(root)
     assert msd_cases(root) == ["liver_0", "liver_1"]
     standardize_msd(root, "liver_1", tmp_path / "out")
-    liver = sitk.GetArrayFromImage(read_image(tmp_path / "out" / "cect_liver.nii.gz"))
+    liver = sitk.GetArrayFromImage(read_image(image_file(str(tmp_path / "out"), "cect_liver")))
     label = sitk.GetArrayFromImage(read_image(root / "labelsTr" / "liver_1.nii.gz"))
     np.testing.assert_array_equal(liver, (label > 0).astype(np.uint8))
 

@@ -29,7 +29,7 @@ from liverbench.data.io import read_image, same_geometry
 from liverbench.data.phantom import Label, generate_cohort, simulate_msd_case
 from liverbench.data.phantom.shapes import Grid
 from liverbench.evaluation.lsf import lung_shunt_fraction, organ_counts
-from liverbench.layout import PHANTOM_FILES, TRUTH_FILE
+from liverbench.layout import PHANTOM_FILES, TRUTH_FILE, image_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 11
@@ -319,12 +319,12 @@ def test_csv_source_with_a_dicom_series(msd_source: Path, tmp_path: Path):
     ])
     before = _hashes(raw)
     (folder,) = derive_cohort(table, tmp_path / "out", 3, only=["ct1"])
-    cect = read_image(folder / "cect.nii.gz")
+    cect = read_image(image_file(str(folder), "cect"))
     dicom = as_hu(read_image(raw / "ct_dicom"))
     assert same_geometry(cect, dicom)
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(cect),
                                   sitk.GetArrayViewFromImage(dicom))
-    assert all((folder / f"{name}.nii.gz").is_file() for name in PHANTOM_FILES)
+    assert all(Path(image_file(str(folder), name)).is_file() for name in PHANTOM_FILES)
     truth = json.loads((folder / "truth.json").read_text())
     assert truth["source"]["cect"] == str(raw / "ct_dicom")
     assert _hashes(raw) == before

@@ -61,8 +61,8 @@ def write_case(folder: Path, seed: int, kinds=("cect", "ncect")) -> Path:
         image.SetOrigin((-100.0, -100.0, -70.0))
         mask = sitk.GetImageFromArray(liver.astype(np.uint8))
         mask.CopyInformation(image)
-        sitk.WriteImage(image, str(folder / f"{kind}.nii.gz"))
-        sitk.WriteImage(mask, str(folder / f"{kind}_liver.nii.gz"))
+        sitk.WriteImage(image, str(folder / f"{kind}.nii"))
+        sitk.WriteImage(mask, str(folder / f"{kind}_liver.nii"))
     return folder
 
 
@@ -115,17 +115,17 @@ def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "models/pre2.json").read_text())["resumed"] is True
 
     cli("predict", *common, "--model", "models/cect.json", "--method", "nnunet_cect",
-        "--pairs", "P003__P003", "--images", "h108/P003/cect.nii.gz",
+        "--pairs", "P003__P003", "--images", "h108/P003/cect.nii",
         "--predictions", "pred/P003__P003.nii.gz", "--runtimes", "rt/P003__P003.json",
         cwd=tmp_path)
     mask = sitk.ReadImage(str(tmp_path / "pred/P003__P003.nii.gz"))
-    image = sitk.ReadImage(str(tmp_path / "h108/P003/cect.nii.gz"))
+    image = sitk.ReadImage(str(tmp_path / "h108/P003/cect.nii"))
     assert same_geometry(mask, image) and mask.GetPixelID() == sitk.sitkUInt8
     assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
     record = json.loads((tmp_path / "rt/P003__P003.json").read_text())
     assert record["method"] == "nnunet_cect" and record["seconds_core"] > 0
     assert record["extra"]["mirroring"] is False  # CPU default
-    assert record["extra"]["image"] == "h108/P003/cect.nii.gz"
+    assert record["extra"]["image"] == "h108/P003/cect.nii"
 
 
 def test_small_configuration_follows_the_plans_axes() -> None:
@@ -196,15 +196,15 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path) -> None:
 
 def test_raw_dataset_refuses_a_bad_case(tmp_path: Path) -> None:
     case = write_case(tmp_path / "P001", 0, ("cect",))
-    (case / "cect_liver.nii.gz").unlink()
-    with pytest.raises(ImageError, match="cect_liver.nii.gz: file not found"):
+    (case / "cect_liver.nii").unlink()
+    with pytest.raises(ImageError, match="cect_liver.nii: file not found"):
         datasets.write_raw_dataset(tmp_path / "raw", "cect",
                                    datasets.cases_from_folders([case], "cect"), "test")
-    image = sitk.ReadImage(str(case / "cect.nii.gz"))
+    image = sitk.ReadImage(str(case / "cect.nii"))
     shifted = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
     shifted.SetSpacing(image.GetSpacing())
     shifted.SetOrigin((0.0, 0.0, 0.0))
-    sitk.WriteImage(shifted, str(case / "cect_liver.nii.gz"))
+    sitk.WriteImage(shifted, str(case / "cect_liver.nii"))
     with pytest.raises(ImageError, match="geometry"):
         datasets.write_raw_dataset(tmp_path / "raw", "cect",
                                    datasets.cases_from_folders([case], "cect"), "test")

@@ -40,7 +40,7 @@ from liverbench.data.phantom.motion import (
     sample_frame,
 )
 from liverbench.data.preprocess import mask_centroid as centroid
-from liverbench.layout import TRUTH_FILE
+from liverbench.layout import IMAGE_SUFFIX, TRUTH_FILE, image_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
@@ -103,7 +103,7 @@ def test_cohort_writes_the_images_the_truth_and_its_record_per_patient(cohort: P
     assert PATIENT_FILES == (*H108_FILES, "true_motion")
     for patient in cohort.iterdir():
         assert sorted(p.name for p in patient.iterdir()) == sorted(
-            [f"{n}.nii.gz" for n in PATIENT_FILES] + [TRUTH_RECORD]
+            [f"{n}{IMAGE_SUFFIX}" for n in PATIENT_FILES] + [TRUTH_RECORD]
         )
         record = json.loads((patient / TRUTH_RECORD).read_text())
         for key in ("breathing_mm", "frame_offset_mm", "rotation_deg", "translation_mm"):
@@ -112,22 +112,22 @@ def test_cohort_writes_the_images_the_truth_and_its_record_per_patient(cohort: P
 
 def test_file_types_and_grids(cohort: Path):
     folder = cohort / "P001"
-    images = {name: read_image(folder / f"{name}.nii.gz") for name in H108_FILES}
+    images = {name: read_image(image_file(str(folder), name)) for name in H108_FILES}
     assert images["cect"].GetPixelID() == sitk.sitkInt16
     assert images["ncect"].GetPixelID() == sitk.sitkInt16
     assert images["spect"].GetPixelID() == sitk.sitkFloat32
     for mask, ct in (("cect_liver", "cect"), ("ncect_liver", "ncect"), ("ncect_lungs", "ncect")):
         assert images[mask].GetPixelID() == sitk.sitkUInt8
         assert set(np.unique(array(images[mask]))) == {0, 1}
-        read_mask(folder / f"{mask}.nii.gz", images[ct])  # binary, non-empty, on its grid
+        read_mask(image_file(str(folder), mask), images[ct])  # binary, non-empty, on its grid
     for image in images.values():
         assert np.allclose(image.GetDirection(), np.eye(3).ravel())
     assert not same_geometry(images["cect"], images["ncect"])
     assert abs(images["spect"].GetSpacing()[0] - 4.8) < 0.5
-    truth = sitk.ReadImage(str(folder / f"{TRUTH_FILE}.nii.gz"))
+    truth = sitk.ReadImage(image_file(str(folder), TRUTH_FILE))
     assert truth.GetPixelID() == sitk.sitkVectorFloat32 and truth.GetDimension() == 3
     assert truth.GetNumberOfComponentsPerPixel() == 3
-    read_displacement(folder / f"{TRUTH_FILE}.nii.gz")  # finite 3-vectors
+    read_displacement(image_file(str(folder), TRUTH_FILE))  # finite 3-vectors
     ncect = images["ncect"]
     assert np.allclose(truth.GetSpacing(), TRUTH_SPACING_MM)
     assert np.allclose(truth.GetOrigin(), ncect.GetOrigin())
@@ -141,7 +141,7 @@ def test_written_files_are_the_simulated_patient(cohort: Path):
     case = simulate_patient(0, SEED, size="smoke")
     assert json.loads((cohort / "P001" / TRUTH_RECORD).read_text()) == case.truth
     for name in PATIENT_FILES:
-        written = sitk.ReadImage(str(cohort / "P001" / f"{name}.nii.gz"))
+        written = sitk.ReadImage(image_file(str(cohort / "P001"), name))
         assert same_geometry(written, case.images[name])
         assert np.array_equal(array(written), array(case.images[name])), name
 

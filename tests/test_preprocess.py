@@ -17,6 +17,7 @@ from liverbench.data.preprocess import (
     to_original,
     working_reference,
 )
+from liverbench.layout import image_file
 
 GRID = WorkingGrid(shape=(16, 24, 24), spacing=(12.0, 12.0, 12.0), window=(-160, 240))
 
@@ -53,11 +54,11 @@ def test_case_and_pair(tmp_path: Path):
     case = write_case(tmp_path / "A")
     preprocess_case(case, tmp_path / "prep", GRID)
     for name in ("cect", "ncect", "cect_liver", "ncect_liver"):
-        assert read_image(tmp_path / "prep" / f"{name}.nii.gz").GetSize() == (24, 24, 16)
-    make_pair(case / "cect.nii.gz", case / "cect_liver.nii.gz", case / "ncect.nii.gz",
-              case / "ncect_liver.nii.gz", tmp_path / "pair", GRID,
+        assert read_image(image_file(str(tmp_path / "prep"), name)).GetSize() == (24, 24, 16)
+    make_pair(*(Path(image_file(str(case), n)) for n in ("cect", "cect_liver", "ncect")),
+              Path(image_file(str(case), "ncect_liver")), tmp_path / "pair", GRID,
               PrealignSettings(mode="none"), tmp_path / "pair" / "prealign.tfm")
-    images = {n: read_image(tmp_path / "pair" / f"{n}.nii.gz")
+    images = {n: read_image(image_file(str(tmp_path / "pair"), n))
               for n in ("moving", "moving_liver", "fixed", "fixed_liver")}
     origins = {img.GetOrigin() for img in images.values()}
     assert len(origins) == 1  # one grid for the whole pair
@@ -66,8 +67,8 @@ def test_case_and_pair(tmp_path: Path):
     # (the pre-aligned case: tests/test_prealign.py)
     prealignment = read_transform(tmp_path / "pair" / "prealign.tfm")
     assert prealignment.TransformPoint((1.0, 2.0, 3.0)) == (1.0, 2.0, 3.0)
-    ncect = read_image(case / "ncect.nii.gz")
-    world = resample_mask(read_image(case / "cect_liver.nii.gz"), images["fixed"])
+    ncect = read_image(image_file(str(case), "ncect"))
+    world = resample_mask(read_image(image_file(str(case), "cect_liver")), images["fixed"])
     np.testing.assert_array_equal(
         sitk.GetArrayFromImage(world), sitk.GetArrayFromImage(images["moving_liver"])
     )

@@ -1,7 +1,8 @@
 """Test-time backends of RegSegNet's forward pass: each gives eager's field, within a stated
 tolerance, on the same weights (regsegnet/backends.py; speed: benchmarks/regsegnet_forward.py).
-`compile` and `bfloat16` are measured by the benchmark only: compiling takes tens of seconds,
-and on a CPU without exposed bfloat16 matrix units autocast has no fast convolution."""
+`bfloat16` is measured by the benchmark only: on a CPU without exposed bfloat16 matrix units
+autocast has no fast convolution. `compile` runs on a one-cascade model (compiling takes
+~10 s per graph)."""
 
 from __future__ import annotations
 
@@ -17,24 +18,38 @@ SHAPE = (16, 20, 24)  # not a multiple of the U-Net's stride: padding and croppi
 TOLERANCE_VOXELS = 1e-4  # float32 reassociation of the convolutions, nothing more
 
 
-def _model() -> RegSegNet:
+def _model(cascades: int = 2) -> RegSegNet:
     torch.manual_seed(0)
-    model = RegSegNet(cascades=2, channels=(4, 8, 8), smoothing=2.0).eval()
+    model = RegSegNet(cascades=cascades, channels=(4, 8, 8), smoothing=2.0).eval()
     for parameter in model.parameters():  # a field of a few voxels, not the near-zero init
         torch.nn.init.normal_(parameter, std=0.2)
     return model
 
 
-@pytest.mark.parametrize("backend", ["channels_last", "onnxruntime", "openvino"])
+def test_sample_border_equals_monai_warp():
+    """The compiled backend's gather-based warp gives MONAI Warp's (grid_sample's) values,
+    also where the field points outside the grid (clamped to the border)."""
+    torch.manual_seed(2)
+    volume = torch.rand(1, 3, *SHAPE)
+    coarse = torch.randn(1, 3, 3, 3, 3) * 6  # smooth, up to ~15 voxels: reaches the borders
+    field = torch.nn.functional.interpolate(coarse, size=SHAPE, mode="trilinear")
+    expected = RegSegNet(cascades=1, channels=(4, 8)).transform.image(volume, field)
+    result = backends.sample_border(volume, field)
+    assert (field.abs() > 6).any(), "the test needs points outside the grid"
+    assert (result - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["channels_last", "compile", "onnxruntime", "openvino"])
 def test_backend_field_equals_eager(backend: str):
     if not backends.available(backend):
         pytest.skip(f"{backend} is not installed")
     torch.manual_seed(1)
     moving, fixed = (torch.rand(1, 1, *SHAPE) for _ in range(2))
-    eager = _model()
+    cascades = 1 if backend == "compile" else 2
+    eager = _model(cascades)
     with torch.no_grad():
         expected = eager(moving, fixed)
-    model = backends.prepare(_model(), backend, SHAPE)
+    model = backends.prepare(_model(cascades), backend, SHAPE)
     with torch.no_grad():
         result = model(*(backends.prepare_inputs(t, backend) for t in (moving, fixed)))
     assert expected.field.abs().max() > 0.5, "the test needs a field to compare"

@@ -44,6 +44,9 @@ def largest_body(image: sitk.Image) -> sitk.LabelShapeStatisticsImageFilter | No
     body = sitk.Cast(image > BODY_THRESHOLD_HU, sitk.sitkUInt8)
     components = sitk.RelabelComponent(sitk.ConnectedComponent(body), sortByObjectSize=True)
     stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.ComputePerimeterOff()  # on by default, and 3/4 of the filter's time; never used
+    stats.ComputeFeretDiameterOff()
+    stats.ComputeOrientedBoundingBoxOff()
     stats.Execute(components)
     return stats if stats.HasLabel(1) else None
 
