@@ -104,11 +104,12 @@ class Bench:
         (self.scratch / method).mkdir(parents=True, exist_ok=True)
         return [str(self.scratch / method / f"{pair}{suffix}") for pair in self.pairs]
 
-    def regsegnet(self, model: Path, pairs: Path, cascades: int, method: str) -> None:
+    def regsegnet(self, model: Path, pairs: Path, cascades: int, method: str,
+                  inference: str) -> None:
         files = {name: [image_file(str(pairs / p), name) for p in self.pairs]
                  for name in ("moving", "moving_liver", "fixed")}
         settings = json.dumps({"device": "cpu", "moving_mask": "annotation",
-                               "inference": self.config["regsegnet"].get("inference", "eager")})
+                               "inference": inference})
         self.peak[method] = run(
             [sys.executable, "-m", "regsegnet", "predict", "--settings", settings,
              "--threads", str(self.threads), "--model", str(model), "--pairs", *self.pairs,
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5, help="the first N test pairs")
     parser.add_argument("--shapes", type=int, nargs="+", default=[64, 128], choices=(64, 128))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--inference", nargs="+", default=["eager", "compile"],
+                        help="RegSegNet's test-time backends to time (regsegnet.inference)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
     # The DAG's paths (and the nnU-Net model records) are relative to its working directory.
@@ -197,13 +200,15 @@ def main() -> None:
         model = (Path(bench.experiment.model_file("regsegnet", "model.pt")) if own else
                  random_model(bench.config, PAPER["shape"], PAPER["channels"],
                               scratch / "random_128.pt"))
-        for cascades in (3, 1):
-            method = f"regsegnet_c{cascades}_{shape}"
-            bench.regsegnet(model, pair_dir, cascades, method)
-            rows.append({**bench.summary(method, shape), "method": f"regsegnet_c{cascades}"})
+        for inference in args.inference:
+            for cascades in (3, 1):
+                method = f"regsegnet_c{cascades}_{inference}_{shape}"
+                bench.regsegnet(model, pair_dir, cascades, method, inference)
+                rows.append({**bench.summary(method, shape), "method": f"regsegnet_c{cascades}",
+                             "inference": inference})
         if shape == args.shapes[0]:
             bench.elastix_cnn(pair_dir)
-            elastix = bench.summary("elastix_cnn", shape)
+            elastix = {**bench.summary("elastix_cnn", shape), "inference": ""}
         rows.append({**elastix, "shape": f"{shape}^3"})
     for row in rows:
         reference = next(r for r in rows if r["method"] == "elastix_cnn"
@@ -213,10 +218,11 @@ def main() -> None:
             row[f"elastix_cnn_over_this_{scope}"] = (
                 reference[f"seconds_{scope}"] / ours if ours else None)
     print(f"{len(pairs)} test pairs of {args.experiment}, {args.threads} threads, medians")
-    print(f"{'method':14} {'shape':>6} {'case s':>8} {'core s':>8} {'E+C/this case':>14} "
-          f"{'E+C/this core':>14} {'peak MB':>8}")
+    print(f"{'method':14} {'inference':>10} {'shape':>6} {'case s':>8} {'core s':>8} "
+          f"{'E+C/this case':>14} {'E+C/this core':>14} {'peak MB':>8}")
     for row in rows:
-        print(f"{row['method']:14} {row['shape']:>6} {row['seconds_case']:8.3f} "
+        print(f"{row['method']:14} {row['inference']:>10} {row['shape']:>6} "
+              f"{row['seconds_case']:8.3f} "
               f"{row['seconds_core']:8.3f} {row['elastix_cnn_over_this_case']:14.1f} "
               f"{row['elastix_cnn_over_this_core']:14.1f} {row['peak_memory_mb']:8d}")
     out = args.experiment / "speed.csv"

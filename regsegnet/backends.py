@@ -22,6 +22,7 @@ against eager (speed and the largest field difference) on the machine at hand.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -168,6 +169,9 @@ def prepare(model: RegSegNet, backend: str, shape: tuple[int, ...]) -> RegSegNet
             model.cascades[index] = _Bfloat16FieldNet(cascade)
         return model
     if backend == "compile":
+        if device.type == "cpu" and not any(map(shutil.which, ("c++", "g++", "clang++"))):
+            raise SettingsError("regsegnet.inference: 'compile' on a CPU needs a C++ compiler "
+                                "(Debian: apt-get install g++); or use 'eager'")
         # frozen weights let inductor call oneDNN's convolutions (eager torch takes its slow
         # im2col kernel for batch-1 3-D convolutions); inference only: the process never trains
         import torch._inductor.config as inductor
