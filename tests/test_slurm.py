@@ -274,7 +274,9 @@ def sacct_records(job_ids: list[str]) -> dict[str, dict[str, str]]:
 
 
 def nifti_files(results: Path) -> list[Path]:
-    return sorted(p.relative_to(results) for p in results.rglob("*.nii.gz"))
+    """Every NIfTI image of a run (the pipeline's own uncompressed, outputs .nii.gz)."""
+    return sorted(p.relative_to(results) for suffix in ("*.nii", "*.nii.gz")
+                  for p in results.rglob(suffix))
 
 
 def dice(a: Path, b: Path) -> float:

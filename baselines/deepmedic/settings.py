@@ -79,7 +79,8 @@ class Settings(SettingsBase):
     checkpoint_every: int = 500
     seed: int | None = None
     device: str = "auto"
-    threads: int = 2
+    threads: int = 2  # CPU threads of a prediction (timed)
+    train_threads: int | None = None  # ... and of pretraining and fine-tuning; None: `threads`
     gpu: int = 0
 
     @classmethod
@@ -113,6 +114,8 @@ class Settings(SettingsBase):
             self.check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
         self.check(0.0 <= self.foreground_fraction <= 1.0, "foreground_fraction",
                    "must lie in [0, 1]")
+        self.check(self.train_threads is None or self.train_threads >= 1, "train_threads",
+                   "must be >= 1 or null (then: threads)")
         self.check(self.gpu >= 0, "gpu", "must be >= 0")
         self.check(self.seed is None or self.seed >= 0, "seed", "must be >= 0 or null")
         for name in ("lr", "lr_finetune"):

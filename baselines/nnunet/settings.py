@@ -76,7 +76,9 @@ class Settings(SettingsBase):
     mirroring: str = "auto"
     tile_step_size: float = 0.5
     device: str = "auto"
-    threads: int = 2
+    threads: int = 2  # CPU threads and worker processes of a prediction (timed)
+    # ... and of the training rules (prepare, pretrain, train; untimed); None: `threads`
+    train_threads: int | None = None
     gpu: int = 0  # GPUs the training rules request from a cluster (the paper scale asks for 1)
 
     @property
@@ -108,6 +110,8 @@ class Settings(SettingsBase):
         self.check(self.device in ("auto", "cpu", "cuda"), "device",
                    f"must be auto, cpu or cuda, got {self.device!r}")
         self.check(self.threads >= 1, "threads", "must be >= 1")
+        self.check(self.train_threads is None or self.train_threads >= 1, "train_threads",
+                   "must be >= 1 or null (then: threads)")
         self.check(self.gpu >= 0, "gpu", "must be >= 0")
 
     def pretraining_sources(self, targets: tuple[str, ...] | list[str] = TARGETS) -> list[str]:

@@ -126,3 +126,9 @@ def fixed_files(name, pairs=None):
 def pair_files(pairs, names=PAIR_FILES):
     """Every file of the given pairs, for rules that take pair folders."""
     return [LAYOUT.pair_file(pair, name) for pair in pairs for name in names]
+
+
+# The longest chain of dependent jobs (the report's "Run time" figure): MSD -> nnU-Net
+# preparation, pretraining, training -> Elastix + CNN's CECT segmentation -> its elastix
+# registration. Snakemake starts these first when jobs wait for cores; the others fill in.
+CRITICAL_PATH_PRIORITY = 10

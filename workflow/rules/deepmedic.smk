@@ -3,6 +3,7 @@
 # segment the nCECT of every test pair in one process, timed per pair.
 
 DEEPMEDIC = config["deepmedic"]
+DEEPMEDIC_TRAIN_THREADS = DEEPMEDIC["train_threads"] or DEEPMEDIC["threads"]  # untimed
 DEEPMEDIC_DIR = LAYOUT.model_dir("deepmedic")
 # Memory: volumes held in memory (float32 image + uint8 label) plus the network's working set.
 DM_MB_PER_VOLUME = math.prod(config["preprocess"]["shape"]) * 5 / 2**20
@@ -34,7 +35,7 @@ if TRAINING:  # an external test cohort uses the experiment's models
             LAYOUT.log("deepmedic", "pretrain"),
         conda:
             "../../envs/torch.yaml"
-        threads: DEEPMEDIC["threads"]
+        threads: DEEPMEDIC_TRAIN_THREADS
         resources:
             mem_mb=DM_BASE_MB + int(len(MSD_CASES) * DM_MB_PER_VOLUME),
             runtime=DM_MINUTES["pretrain"],
@@ -64,7 +65,7 @@ if TRAINING:  # an external test cohort uses the experiment's models
             LAYOUT.log("deepmedic", "finetune"),
         conda:
             "../../envs/torch.yaml"
-        threads: DEEPMEDIC["threads"]
+        threads: DEEPMEDIC_TRAIN_THREADS
         resources:
             mem_mb=DM_BASE_MB + int((len(SPLITS["train"]) + len(SPLITS["val"])) * DM_MB_PER_VOLUME),
             runtime=DM_MINUTES["finetune"],

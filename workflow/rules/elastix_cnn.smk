@@ -52,6 +52,7 @@ rule elastix_cnn_segment_cect:
     conda:
         "../../envs/nnunet.yaml"
     threads: config["nnunet"]["threads"]
+    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=6000,
         runtime=10 + 2 * len(TEST_PAIRS),
@@ -87,6 +88,7 @@ rule elastix_cnn_register:
     conda:
         "../../envs/elastix.yaml"
     threads: ELASTIX_CNN["threads"]
+    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=4000,
         runtime=5 + ELASTIX_CNN_MINUTES_PER_PAIR * len(TEST_PAIRS),
