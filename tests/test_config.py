@@ -36,3 +36,17 @@ def test_ill_typed_key_is_named():
         resolve(deep_merge(raw(), {"preprocess": {"shape": [64, 64]}}))
     with pytest.raises(ConfigError, match=r"key 'seed'"):
         resolve(deep_merge(raw(), {"seed": "many"}))
+
+
+def test_a_configfile_adds_its_own_scale():
+    """configs/paper_memory.yaml: a scale of its own, merged like the shipped ones; a scale no
+    block defines, or an ill-named one, is named."""
+    extra = yaml.safe_load((CONFIG.parent / "configs" / "paper_memory.yaml").read_text())
+    config = resolve(deep_merge(raw(), extra))
+    assert config["scale"] == "paper_memory" and config["cohort"]["patients"] == 6
+    assert config["preprocess"]["shape"] == [128, 128, 128]
+    assert config["regsegnet"]["channels"] == [16, 32, 64, 128, 256]
+    with pytest.raises(ConfigError, match="no block 'huge' under 'scales'"):
+        resolve(deep_merge(raw(), {"scale": "huge"}))
+    with pytest.raises(ConfigError, match="scales"):
+        resolve(deep_merge(raw(), {"scales": {"my scale": {}}}))

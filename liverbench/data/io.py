@@ -158,6 +158,17 @@ def geometry_summary(image: sitk.Image) -> str:
     )
 
 
+def _distinct_values(array: np.ndarray) -> np.ndarray:
+    """The values `array` holds, as far as the mask checks need them: an integer volume within
+    [0, 1] by its minimum and maximum (two passes; sorting a CT-sized mask took 25 ms), any
+    other by np.unique."""
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = array.min(), array.max()
+        if low >= 0 and high <= 1:
+            return np.unique([low, high])
+    return np.unique(array)
+
+
 def read_mask(
     path: str | os.PathLike,
     reference: sitk.Image | None = None,
@@ -172,7 +183,7 @@ def read_mask(
     """
     path = Path(path)
     mask = read_image(path)
-    values = np.unique(sitk.GetArrayViewFromImage(mask))
+    values = _distinct_values(sitk.GetArrayViewFromImage(mask))
     if not set(values.tolist()) <= {0, 1} and not set(values.tolist()) <= {0, 255}:
         shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
         raise ImageError(f"{path}: mask is not binary (values {shown})")
