@@ -40,8 +40,14 @@ _REGSEGNET_SECONDS = _REGSEGNET_STEPS * 0.5 * _REGSEGNET_VOXELS / 64**3
 REGSEGNET_TRAIN_MINUTES = 30 + int(
     2 * _REGSEGNET_SECONDS / 60 / (20 if config["regsegnet"]["gpu"] else 1)
 )
-# Memory: the pairs are held in memory, ~20 bytes per voxel and pair.
-REGSEGNET_TRAIN_MB = 2000 + len(TRAIN_PAIRS + VAL_PAIRS) * 20 * _REGSEGNET_VOXELS // 2**20
+# Memory: the pairs held in memory (~20 bytes per voxel and pair) and the step's tensors
+# (~800 bytes per voxel and batch element, measured: 1.37 GB at 64³ with the demo's widths,
+# 2.78 GB at 128³ with the paper's; docs/speed.md#memory), with margin.
+REGSEGNET_TRAIN_MB = (
+    1500
+    + len(TRAIN_PAIRS + VAL_PAIRS) * 20 * _REGSEGNET_VOXELS // 2**20
+    + config["regsegnet"]["batch_size"] * 1000 * _REGSEGNET_VOXELS // 2**20
+)
 
 
 if TRAINING:  # an external test cohort uses the experiment's models
