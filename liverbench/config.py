@@ -61,10 +61,20 @@ def resolve(config: dict, schema: dict | None = None) -> dict:
         merged["scale"] = scale
         source = f"config (scale '{scale}')"
         validate(merged, schema, source=source)
+        check_values(merged, source)
         resolved[scale] = fill_sections(merged, source)
     if config["scale"] not in resolved:
         raise ConfigError(f"config: key 'scale': no block '{config['scale']}' under 'scales'")
     return resolved[config["scale"]]
+
+
+def check_values(config: dict, source: str = "config") -> None:
+    """What the schema cannot say: relations between values."""
+    low, high = config["preprocess"]["window"]
+    if not low < high:
+        raise ConfigError(f"{source}: key 'preprocess.window': [{low}, {high}] must be "
+                          "[low, high] HU with low < high; a reversed or empty window makes "
+                          "every image constant")
 
 
 def fill_sections(config: dict, source: str = "config") -> dict:

@@ -27,6 +27,7 @@ is the pattern of a rule, `layout.case_file("P001", "cect")` one file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PAIR_SEPARATOR = "__"
@@ -43,6 +44,18 @@ PAIR_FILES = ("moving", "moving_liver", "fixed", "fixed_liver")
 # reads them inside its timed case, and inflating a gzip'd CT costs more than registering it
 # (48 ms against 9 ms for a demo CECT; docs/speed.md). Outputs users keep stay .nii.gz.
 IMAGE_SUFFIX = ".nii"
+
+
+# Patient and case ids become file names, pair ids ('A__B') and words of shell commands:
+# letters and digits, in runs joined by single '.', '_' or '-' (so no '__', no leading dot,
+# no trailing '_', no space or shell character).
+SAFE_ID = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+SAFE_ID_RULE = ("letters and digits, in runs joined by single '.', '_' or '-' (e.g. P001, "
+                "liver_0, ircadb-1.1)")
+
+
+def is_safe_id(value: str) -> bool:
+    return bool(SAFE_ID.match(value))
 
 
 def image_file(folder: str, name: str) -> str:

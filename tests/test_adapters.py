@@ -49,7 +49,7 @@ def write_dicom_series(image: sitk.Image, folder: Path) -> None:
 
 
 def write_manifest(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -113,10 +113,42 @@ def test_manifest_errors_name_file_line_and_column(tmp_path: Path):
     with pytest.raises(ManifestError, match="duplicate patient_id"):
         read_manifest(manifest)
     write_manifest(manifest, [{**base, "patient_id": "A__B"}])
-    with pytest.raises(ManifestError, match="may not contain '__'"):
+    with pytest.raises(ManifestError, match="'A__B' is not a safe id"):
         read_manifest(manifest)
     write_manifest(manifest, [{**base, "colour": "red"}])
     with pytest.raises(ManifestError, match="unknown column"):
+        read_manifest(manifest)
+
+
+@pytest.mark.parametrize("patient", ["H001$(touch PWNED)", "A_", "A b", ".hidden", "a;b", "ü1"])
+def test_unsafe_patient_ids_are_refused_at_ingest(tmp_path: Path, patient: str):
+    """Ids become file names, pair ids and words of shell commands: only safe ones pass, and
+    nothing runs (issue #15: an id with $(...) ran its command; one ending in '_' broke the
+    '__' pair separator)."""
+    write_case(tmp_path / "c")
+    row = {"patient_id": patient, "cect": "c/cect.nii", "cect_liver": "c/cect_liver.nii",
+           "ncect": "c/ncect.nii", "ncect_liver": "c/ncect_liver.nii"}
+    write_manifest(tmp_path / "m.csv", [row])
+    with pytest.raises(ManifestError, match=r"m\.csv, line 2: patient_id .* is not a safe id"):
+        read_manifest(tmp_path / "m.csv")
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_manifest_encodings_and_ids_differing_in_case(tmp_path: Path):
+    """A spreadsheet's UTF-8 with BOM reads; Latin-1 is a named error; ids differing only by
+    letter case collide on macOS and Windows and are refused."""
+    write_case(tmp_path / "c")
+    row = {"patient_id": "A", "cect": "c/cect.nii", "cect_liver": "c/cect_liver.nii",
+           "ncect": "c/ncect.nii", "ncect_liver": "c/ncect_liver.nii"}
+    manifest = tmp_path / "m.csv"
+    write_manifest(manifest, [row])
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    assert [r.patient_id for r in read_manifest(manifest)] == ["A"]
+    manifest.write_bytes(manifest.read_bytes()[3:].replace(b"c/cect.nii", b"c/c\xe9ct.nii"))
+    with pytest.raises(ManifestError, match=r"m\.csv: not UTF-8 text .*save the table as UTF-8"):
+        read_manifest(manifest)
+    write_manifest(manifest, [row, {**row, "patient_id": "a"}])
+    with pytest.raises(ManifestError, match="duplicate patient_id 'a' .same as 'A' but for letter"):
         read_manifest(manifest)
 
 

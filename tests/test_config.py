@@ -50,3 +50,17 @@ def test_a_configfile_adds_its_own_scale():
         resolve(deep_merge(raw(), {"scale": "huge"}))
     with pytest.raises(ConfigError, match="scales"):
         resolve(deep_merge(raw(), {"scales": {"my scale": {}}}))
+
+
+@pytest.mark.parametrize("window", [[240, -160], [40, 40]])
+def test_reversed_or_empty_window_is_named(window):
+    """A reversed or zero-width window gave constant images silently (issue #15)."""
+    with pytest.raises(ConfigError, match=r"preprocess\.window.*low < high"):
+        resolve(deep_merge(raw(), {"preprocess": {"window": window}}))
+
+
+@pytest.mark.parametrize("experiment", ["..", ".", ".hidden", "a/b"])
+def test_experiment_must_be_a_name_not_a_path(experiment):
+    """`experiment: ..` wrote data/, models/ and benchmark files into the repository."""
+    with pytest.raises(ConfigError, match="key 'experiment'"):
+        resolve(deep_merge(raw(), {"experiment": experiment}))

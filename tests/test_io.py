@@ -1,5 +1,8 @@
 """Image IO: every kind of bad input stops with the file named; writes are atomic."""
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,38 @@ def test_read_grid_gives_the_geometry_from_the_header(tmp_path: Path):
     np.testing.assert_allclose(grid.GetDirection(), image.GetDirection(), atol=1e-6)
     with pytest.raises(ImageError, match="not found"):
         read_grid(tmp_path / "missing.nii.gz")
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_truncated_nifti_is_refused(tmp_path, suffix):
+    """ITK read a NIfTI cut short with exit 0, the missing voxels zero: a ground-truth liver
+    went from 1569 to 686 voxels (issue #15). The file's length is checked against its header."""
+    voxels = np.random.default_rng(0).integers(0, 2, (20, 30, 40), dtype=np.uint8)
+    mask = sitk.GetImageFromArray(voxels)  # random: the gzip stream is long, its header kept
+    whole = tmp_path / f"whole{suffix}"
+    write_image(mask, whole)
+    assert read_image(whole).GetSize() == (40, 30, 20)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    with pytest.raises(ImageError, match=f"cut{re.escape(suffix)}: file is cut short"):
+        read_image(cut)
+
+
+def test_a_write_cut_short_is_an_error_and_leaves_no_file(tmp_path):
+    """With a file-size limit (a nearly full disk) `regsegnet predict` exited 0 and left a
+    mask cut at 40,960 bytes (issue #15): the written file is verified before it is renamed."""
+    image = sitk.GetImageFromArray(np.zeros((40, 64, 64), np.float32))
+    target = tmp_path / "big.nii"
+    code = (
+        "import resource, sys, SimpleITK as sitk, numpy as np\n"
+        "from liverbench.data.io import write_image\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (40960, 40960))\n"
+        "write_image(sitk.GetImageFromArray(np.zeros((40, 64, 64), np.float32)), sys.argv[1])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True,
+                            text=True)
+    assert result.returncode != 0, "a short write must fail"
+    assert f"{target}: the write was cut short" in result.stderr, result.stderr
+    assert not target.exists() and not list(tmp_path.glob(".big.nii*"))
+    write_image(image, target)  # without the limit it is written whole
+    assert read_image(target).GetSize() == (64, 64, 40)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,23 +167,34 @@ def test_training_raises_dice_well_above_identity(tmp_path):
     assert learned > identity + 0.25, (identity, learned)
 
 
+class Killed(Exception):
+    """Stands for a SIGKILL after the first epoch's checkpoint was written."""
+
+
+def _kill_after_first_epoch(message: str) -> None:
+    if message.startswith("epoch 1:"):
+        raise Killed
+
+
 def test_resumed_training_equals_uninterrupted(pairs_dir, tmp_path):
     folders = [pairs_dir / "A__B", pairs_dir / "A__A"]
     val = [pairs_dir / "B__B"]
-    base = {**TINY, "cascades": 2, "iterations": 3, "seed": 7}
-    settings_1 = Settings.from_mapping({**base, "epochs": 1})
-    settings_2 = Settings.from_mapping({**base, "epochs": 2})
-    train(settings_1, folders, val, tmp_path / "resumed", progress=False, log=lambda m: None)
+    settings = Settings.from_mapping({**TINY, "cascades": 2, "iterations": 3, "seed": 7,
+                                      "epochs": 2})
+    with pytest.raises(Killed):
+        train(settings, folders, val, tmp_path / "resumed", progress=False,
+              log=_kill_after_first_epoch)
+    assert (tmp_path / "resumed" / "checkpoint.pt").is_file()
     messages: list[str] = []
-    resumed = train(settings_2, folders, val, tmp_path / "resumed", progress=False,
+    resumed = train(settings, folders, val, tmp_path / "resumed", progress=False,
                     log=messages.append)
     assert resumed.epochs_run == 1 and any("resuming after epoch 1" in m for m in messages)
-    straight = train(settings_2, folders, val, tmp_path / "straight", progress=False,
+    straight = train(settings, folders, val, tmp_path / "straight", progress=False,
                      log=lambda m: None)
     assert straight.epochs_run == 2
     assert straight.kept_epoch == 2  # model_selection: last, the rule of every trained method
-    a = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["model"]
+    a = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
@@ -191,6 +203,27 @@ def test_resumed_training_equals_uninterrupted(pairs_dir, tmp_path):
 
     assert len(losses(tmp_path / "resumed")) == 1 + 2 * 2
     assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
+    # the model is final: no checkpoint is left for a later run to resume
+    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
+
+
+def test_checkpoint_of_other_data_is_not_resumed(pairs_dir, tmp_path):
+    """Pairs re-made (another window, grid...) keep their names and shape: the checkpoint's
+    data digest tells them apart (issue #15: training 'resumed after epoch 2', trained 0
+    epochs and wrote the old weights)."""
+    folders = [shutil.copytree(pairs_dir / name, tmp_path / "pairs" / name)
+               for name in ("A__B", "A__A")]
+    settings = Settings.from_mapping({**TINY, "cascades": 1, "iterations": 2, "epochs": 2})
+    with pytest.raises(Killed):
+        train(settings, folders, [pairs_dir / "B__B"], tmp_path / "out", progress=False,
+              log=_kill_after_first_epoch)
+    moving = read_image(folders[1] / "moving.nii")
+    write_array(1.0 - sitk.GetArrayFromImage(moving), moving, folders[1] / "moving.nii")
+    messages: list[str] = []
+    result = train(settings, folders, [pairs_dir / "B__B"], tmp_path / "out", progress=False,
+                   log=messages.append)
+    assert result.epochs_run == 2
+    assert any("other settings or pairs (data)" in m for m in messages), messages
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -229,12 +262,18 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, pairs_dir):
     corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
     with pytest.raises(CheckpointError, match=f"{corrupt}: not a readable checkpoint"):
         load_model(corrupt)
+    # a damaged training checkpoint is named and training starts afresh (it blocked every
+    # rerun, and the rule cannot pass --no-resume: issue #15)
     out = tmp_path / "training"
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match=r"training/checkpoint\.pt: not a readable"):
-        train(Settings.from_mapping({**TINY, "cascades": 1, "iterations": 1, "epochs": 1}),
-              [pairs_dir / "A__A"], [pairs_dir / "B__B"], out, progress=False)
+    messages: list[str] = []
+    result = train(Settings.from_mapping({**TINY, "cascades": 1, "iterations": 1, "epochs": 1}),
+                   [pairs_dir / "A__A"], [pairs_dir / "B__B"], out, progress=False,
+                   log=messages.append)
+    assert result.epochs_run == 1 and (out / "model.pt").is_file()
+    assert any(re.search(r"training/checkpoint\.pt: not a readable checkpoint .*starting "
+                         r"afresh", m) for m in messages), messages
 
 
 def test_cascade_count_beyond_model_is_refused():

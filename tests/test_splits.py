@@ -2,7 +2,15 @@
 
 import pytest
 
-from liverbench.data.splits import make_pairs, make_splits, pair_id, parse_pair, split_counts
+from liverbench.data.splits import (
+    SplitError,
+    make_pairs,
+    make_splits,
+    pair_id,
+    parse_pair,
+    plan_splits,
+    split_counts,
+)
 
 
 def test_paper_proportions():
@@ -44,3 +52,15 @@ def test_pair_ids_round_trip():
     assert parse_pair(pair_id("A", "B")) == ("A", "B")
     with pytest.raises(ValueError):
         parse_pair("AB")
+
+
+def test_a_split_left_empty_is_a_named_error():
+    """A manifest split column without test (or val) patients ended in an IndexError or a
+    late argparse failure (issue #15); now the split step names what is missing."""
+    patients = ["A", "B", "C", "D"]
+    fixed = {"A": "train", "B": "train", "C": "val", "D": "val"}
+    with pytest.raises(SplitError, match=r"no test patients among 4: the manifest's split "
+                                         r"column gives only \['train', 'val'\]"):
+        plan_splits(patients, [35, 5, 20], 0, 1, fixed)
+    with pytest.raises(SplitError, match="no val and no test patients"):
+        plan_splits(patients, [35, 5, 20], 0, 1, {p: "train" for p in patients})

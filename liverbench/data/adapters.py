@@ -9,6 +9,7 @@ and written as NIfTI in the original geometry; the inputs are only ever read.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from liverbench.data.io import (
 )
 from liverbench.data.splits import PAIR_SEPARATOR, SPLITS
 from liverbench.errors import InputError
-from liverbench.layout import TRUTH_FILE, image_file
+from liverbench.layout import SAFE_ID_RULE, TRUTH_FILE, image_file, is_safe_id
 
 REQUIRED_COLUMNS = ("patient_id", "cect", "cect_liver", "ncect", "ncect_liver")
 # true_motion: a known mapping nCECT world -> CECT world (liverbench.layout.TRUTH_FILE), for
@@ -70,17 +71,20 @@ def read_manifest(path: str | Path, check_files: Iterable[str] | None = None) ->
     rows = [_parse_row(path, line, record, checked) for line, record in records]
     if not rows:
         raise ManifestError(f"{path}: no patients")
-    ids = [row.patient_id for row in rows]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ManifestError(f"{path}: duplicate patient_id(s) {duplicates}")
+    check_unique_ids([row.patient_id for row in rows], str(path))
     return rows
 
 
 def read_table(path: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict]]]:
     """A CSV table's columns and its records with their line numbers; a missing required
     column is an error naming the file (the manifest, a derived cohort's source list)."""
-    with path.open(newline="") as handle:
+    try:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {error.start}); save the table as "
+                            "UTF-8 CSV") from error
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = list(reader.fieldnames or [])
         missing = [c for c in required if c not in columns]
@@ -94,11 +98,22 @@ def checked_patient_id(record: dict[str, str], where: str) -> str:
     patient = (record.get("patient_id") or "").strip()
     if not patient:
         raise ManifestError(f"{where}: empty patient_id")
-    if PAIR_SEPARATOR in patient or "/" in patient or patient.startswith("."):
-        raise ManifestError(
-            f"{where}: patient_id {patient!r} may not contain '{PAIR_SEPARATOR}' or '/'"
-        )
+    if not is_safe_id(patient):
+        raise ManifestError(f"{where}: patient_id {patient!r} is not a safe id: {SAFE_ID_RULE}"
+                            f" (ids become file names and pair ids joined by '{PAIR_SEPARATOR}')")
     return patient
+
+
+def check_unique_ids(ids: Sequence[str], where: str) -> None:
+    """Ids must differ in more than letter case: on a case-insensitive file system (macOS,
+    Windows) 'p001' and 'P001' are one folder."""
+    seen: dict[str, str] = {}
+    for patient in ids:
+        other = seen.setdefault(patient.lower(), patient)
+        if other != patient or ids.count(patient) > 1:
+            raise ManifestError(f"{where}: duplicate patient_id {patient!r}"
+                                + (f" (same as {other!r} but for letter case)"
+                                   if other != patient else ""))
 
 
 def table_path(table: Path, value: str) -> Path:
@@ -179,7 +194,12 @@ def msd_cases(root: str | Path) -> list[str]:
         training = json.loads(dataset.read_text())["training"]
     except (json.JSONDecodeError, KeyError) as error:
         raise ManifestError(f"{dataset}: not an MSD dataset.json ({error})") from error
-    return sorted(Path(item["image"]).name.split(".nii")[0] for item in training)
+    cases = sorted(Path(item["image"]).name.split(".nii")[0] for item in training)
+    unsafe = [case for case in cases if not is_safe_id(case)]
+    if unsafe:
+        raise ManifestError(f"{dataset}: case name(s) {unsafe[:5]} are not safe ids: "
+                            f"{SAFE_ID_RULE}")
+    return cases
 
 
 def standardize_msd(root: str | Path, case: str, out_dir: str | Path) -> None:

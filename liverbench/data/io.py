@@ -7,9 +7,12 @@ output that a rerun would trust.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +59,8 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> sitk.Imag
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown"
         raise ImageError(f"{path}: cannot be read as an image ({first_line})") from error
+    if _suffix(path) in (".nii", ".nii.gz"):
+        check_nifti_length(path)
     if image.GetDimension() != 3:
         raise ImageError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -200,6 +205,51 @@ def read_mask(
     return binary
 
 
+def _nifti_expected_bytes(header: bytes) -> int | None:
+    """Header plus voxel bytes a NIfTI-1 or NIfTI-2 header declares; None if not NIfTI."""
+    for order in "<>":
+        (size,) = struct.unpack(order + "i", header[:4])
+        if size == 348 and len(header) >= 348:  # NIfTI-1
+            dims = struct.unpack(order + "8h", header[40:56])
+            (bitpix,) = struct.unpack(order + "h", header[72:74])
+            (offset,) = struct.unpack(order + "f", header[108:112])
+        elif size == 540 and len(header) >= 540:  # NIfTI-2
+            (bitpix,) = struct.unpack(order + "h", header[14:16])
+            dims = struct.unpack(order + "8q", header[16:80])
+            (offset,) = struct.unpack(order + "q", header[168:176])
+        else:
+            continue
+        count = dims[0]
+        if not 1 <= count <= 7:
+            return None
+        return int(offset) + int(np.prod([max(d, 1) for d in dims[1:count + 1]], dtype=np.int64)
+                                 ) * bitpix // 8
+    return None
+
+
+def check_nifti_length(path: str | os.PathLike) -> None:
+    """A NIfTI file cut short (a full disk, a broken copy) is read by ITK without complaint,
+    the missing voxels zero: compare its length with what its header declares."""
+    path = Path(path)
+    if _suffix(path) == ".nii.gz":
+        try:
+            with gzip.open(path, "rb") as stream:
+                header = stream.read(540)
+                length = len(header)
+                while chunk := stream.read(1 << 22):
+                    length += len(chunk)
+        except (EOFError, OSError, zlib.error) as error:
+            raise ImageError(f"{path}: file is cut short or damaged ({error})") from error
+    else:
+        with path.open("rb") as stream:
+            header = stream.read(540)
+        length = path.stat().st_size
+    expected = _nifti_expected_bytes(header)
+    if expected is not None and length < expected:
+        raise ImageError(f"{path}: file is cut short: {length} bytes of the {expected} its "
+                         "header declares")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
@@ -221,9 +271,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike) -> None:
-    """Write an image atomically; compression on, so outputs stay small."""
+    """Write an image atomically, compressed where the name asks for it (.nii.gz), and verify
+    the written file before it takes the name: a write cut short (a full disk, a file-size
+    limit) is an error, not a mask that reads back as zeros."""
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
+        if _suffix(tmp) in (".nii", ".nii.gz"):
+            try:
+                check_nifti_length(tmp)
+            except ImageError as error:
+                raise ImageError(f"{path}: the write was cut short (a full disk, a file-size "
+                                 f"limit?): {error}") from None
 
 
 def write_array(array: np.ndarray, reference: sitk.Image, path: str | os.PathLike) -> None:

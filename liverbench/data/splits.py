@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from liverbench.errors import InputError
 from liverbench.layout import PAIR_SEPARATOR, pair_id, parse_pair
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
+
+
+class SplitError(InputError):
+    """A cohort that cannot be split into train, val and test."""
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
@@ -95,7 +100,16 @@ def plan_splits(
     inter_per_patient: int,
     fixed: Mapping[str, str] | None = None,
 ) -> dict:
-    """The one computation of a cohort's splits and pairs (what splits.json records)."""
+    """The one computation of a cohort's splits and pairs (what splits.json records). Every
+    split must hold a patient: training needs train and val, scoring needs test."""
     splits: dict = make_splits(patients, fractions, seed, fixed)
+    empty = [name for name in SPLITS if not splits[name]]
+    if empty:
+        given = sorted(set((fixed or {}).values()))
+        raise SplitError(
+            f"no {' and no '.join(empty)} patients among {len(patients)}: "
+            + (f"the manifest's split column gives only {given}" if fixed and
+               len(fixed) == len(patients) else f"split fractions {list(fractions)}")
+            + "; training needs train and val patients, scoring needs test patients")
     splits["pairs"] = make_pairs(splits, inter_per_patient, seed)
     return splits
