@@ -209,3 +209,16 @@ def test_cli_reports_errors_without_traceback(tmp_path: Path):
     assert result.stderr.startswith("python -m liverbench.data standardize-h108: ")
     assert "none.nii.gz" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dicom_series_with_a_missing_slice_is_refused(tmp_path: Path):
+    """ITK stacked a series with one slice missing at an averaged spacing (19 slices at
+    10.56 mm instead of 20 at 10 mm) and only warned; the error surfaced later, blaming the
+    mask (issue #15)."""
+    image, _ = tiny_ct(shape=(20, 24, 24), spacing_xyz=(8.0, 8.0, 10.0))
+    write_dicom_series(image, tmp_path / "series")
+    assert read_image(tmp_path / "series").GetSize() == (24, 24, 20)
+    (tmp_path / "series" / "slice007.dcm").unlink()
+    with pytest.raises(ImageError, match=r"series: DICOM slices are not evenly spaced: 20\.00 mm "
+                                         r"between slice006\.dcm and slice008\.dcm, 10\.00 mm"):
+        read_image(tmp_path / "series")

@@ -127,3 +127,17 @@ def test_a_write_cut_short_is_an_error_and_leaves_no_file(tmp_path):
     assert not target.exists() and not list(tmp_path.glob(".big.nii*"))
     write_image(image, target)  # without the limit it is written whole
     assert read_image(target).GetSize() == (64, 64, 40)
+
+
+def test_header_declaring_a_huge_volume_is_refused_before_reading(tmp_path):
+    """A 352-byte header declaring 1024 x 1024 x 600 voxels was read as a zero-filled 3.8 GB
+    volume (issue #15); its length is checked before ITK allocates anything."""
+    small = tmp_path / "small.nii"
+    write_image(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.int16)), small)
+    header = bytearray(small.read_bytes()[:352])
+    header[42:48] = np.array([1024, 1024, 600], "<i2").tobytes()
+    damaged = tmp_path / "header_only.nii"
+    damaged.write_bytes(bytes(header))
+    with pytest.raises(ImageError, match=r"header_only\.nii: file is cut short: 352 bytes of "
+                                         r"the 1258291552"):
+        read_image(damaged)

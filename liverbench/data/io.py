@@ -13,7 +13,7 @@ import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> sitk.Imag
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: file not found")
+    if _suffix(path) in (".nii", ".nii.gz") and path.is_file():
+        check_nifti_length(path)  # before ITK allocates what a (damaged) header declares
     try:
         if path.is_dir():
             image = _read_dicom_series(path)
@@ -59,8 +61,6 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> sitk.Imag
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown"
         raise ImageError(f"{path}: cannot be read as an image ({first_line})") from error
-    if _suffix(path) in (".nii", ".nii.gz"):
-        check_nifti_length(path)
     if image.GetDimension() != 3:
         raise ImageError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -136,8 +136,38 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
         raise ImageError(f"{folder}: folder holds no DICOM series")
     if len(series) > 1:
         raise ImageError(f"{folder}: folder holds {len(series)} DICOM series; expected one")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    _check_slice_positions(folder, files)
+    reader.SetFileNames(files)
     return reader.Execute()
+
+
+def _check_slice_positions(folder: Path, files: Sequence[str]) -> None:
+    """Slices evenly spaced along the series' normal: ITK stacks a series with a missing slice
+    at a wrong, averaged spacing (20 slices at 10 mm with one missing came out as 19 at
+    10.56 mm), and the error surfaced later as a mask that did not fit."""
+    positions = []
+    for name in files:
+        header = sitk.ImageFileReader()
+        header.SetFileName(name)
+        header.ReadImageInformation()
+        if not (header.HasMetaDataKey("0020|0032") and header.HasMetaDataKey("0020|0037")):
+            return  # no patient geometry per slice: nothing to check against
+        position = [float(v) for v in header.GetMetaData("0020|0032").split("\\")]
+        orientation = [float(v) for v in header.GetMetaData("0020|0037").split("\\")]
+        normal = np.cross(orientation[:3], orientation[3:])
+        positions.append(float(np.dot(position, normal)))
+    if len(positions) < 3:
+        return
+    steps = np.abs(np.diff(positions))
+    spacing = float(np.median(steps))
+    odd = np.flatnonzero(np.abs(steps - spacing) > 0.25 * spacing)
+    if spacing <= 0 or len(odd):
+        at = int(odd[0]) if len(odd) else 0
+        raise ImageError(
+            f"{folder}: DICOM slices are not evenly spaced: {steps[at]:.2f} mm between "
+            f"{Path(files[at]).name} and {Path(files[at + 1]).name}, {spacing:.2f} mm elsewhere "
+            "(a missing or duplicated slice?)")
 
 
 def read_array(path: str | os.PathLike) -> tuple[np.ndarray, sitk.Image]:
@@ -238,8 +268,11 @@ def check_nifti_length(path: str | os.PathLike) -> None:
                 length = len(header)
                 while chunk := stream.read(1 << 22):
                     length += len(chunk)
-        except (EOFError, OSError, zlib.error) as error:
-            raise ImageError(f"{path}: file is cut short or damaged ({error})") from error
+        except EOFError as error:
+            raise ImageError(f"{path}: file is cut short (its compressed stream ends early)"
+                             ) from error
+        except (OSError, zlib.error) as error:
+            raise ImageError(f"{path}: cannot be read as an image ({error})") from error
     else:
         with path.open("rb") as stream:
             header = stream.read(540)
