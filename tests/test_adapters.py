@@ -1,7 +1,9 @@
 """Real-data adapters: MSD layout and H108 manifests with NIfTI, NRRD, MHA and DICOM inputs."""
 
 import csv
+import gzip
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import ROOT, tiny_ct, write_case
 
+from liverbench.data.__main__ import make_pair, preprocess_case
 from liverbench.data.adapters import (
     ManifestError,
     msd_cases,
@@ -19,11 +22,14 @@ from liverbench.data.adapters import (
     standardize_msd,
 )
 from liverbench.data.io import ImageError, read_image, same_geometry
-from liverbench.layout import image_file
+from liverbench.data.prealign import Settings as PrealignSettings
+from liverbench.data.preprocess import WorkingGrid
+from liverbench.layout import CASE_FILES, image_file
 
 
-def write_dicom_series(image: sitk.Image, folder: Path) -> None:
-    """Write a CT as a DICOM series (one file per slice), as a scanner export would."""
+def write_dicom_series(image: sitk.Image, folder: Path, extra: dict | None = None) -> None:
+    """Write a CT as a DICOM series (one file per slice), as a scanner export would; `extra`
+    tags (e.g. the patient's name) go into every slice."""
     folder.mkdir(parents=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -42,7 +48,7 @@ def write_dicom_series(image: sitk.Image, folder: Path) -> None:
             "0018|0050": f"{image.GetSpacing()[2]}",
             "0028|0030": f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}",
         }
-        for tag, value in tags.items():
+        for tag, value in {**tags, **(extra or {})}.items():
             slice_.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
         writer.Execute(slice_)
@@ -222,3 +228,32 @@ def test_dicom_series_with_a_missing_slice_is_refused(tmp_path: Path):
     with pytest.raises(ImageError, match=r"series: DICOM slices are not evenly spaced: 20\.00 mm "
                                          r"between slice006\.dcm and slice008\.dcm, 10\.00 mm"):
         read_image(tmp_path / "series")
+
+
+PHI = {"0010|0010": "DOE^JANE", "0010|0020": "PID48213", "0010|0030": "19480317",
+       "0008|0050": "ACC99127"}  # patient's name, ID, birth date; accession number
+
+
+def test_no_patient_identifier_from_dicom_reaches_an_output(mixed_formats: Path, tmp_path: Path):
+    """A DICOM series carrying the patient's name, ID, birth date and accession number: none
+    of them reaches the standardized case, its record, the working grids or a pair (issue #15)."""
+    series = tmp_path / "raw" / "cect_dicom"
+    image = read_image(series)
+    shutil.rmtree(series)
+    write_dicom_series(image, series, extra=PHI)
+    assert PHI["0010|0010"].encode() in next(series.iterdir()).read_bytes()
+    (row,) = read_manifest(mixed_formats)
+    out = tmp_path / "out"
+    standardize_h108(row, out / "H001")
+    grid = WorkingGrid((16, 24, 24), (12.0, 12.0, 12.0), (-160.0, 240.0))
+    preprocess_case(out / "H001", out / "prep", grid)
+    make_pair(*(Path(image_file(str(out / "H001"), n)) for n in CASE_FILES), out / "pair", grid,
+              PrealignSettings(mode="centroid"), out / "pair" / "prealign.tfm")
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) > 10
+    for path in written:
+        content = path.read_bytes()
+        if path.suffix == ".gz":
+            content = gzip.decompress(content)
+        for value in PHI.values():
+            assert value.encode() not in content, f"{value} in {path}"

@@ -1,0 +1,180 @@
+"""The bad-input catalogue (docs/bad-inputs.md): each entry is a real call on a bad input,
+checked to fail with an error that names the file or key and the problem; the document is
+rendered from these very messages and must match them.
+
+    REGSEGBENCH_WRITE_CATALOGUE=1 ./run test tests/test_bad_inputs.py   # rewrite the document
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import yaml
+from conftest import ROOT, tiny_ct, write_case
+
+from liverbench.config import deep_merge, resolve
+from liverbench.data.adapters import read_manifest
+from liverbench.data.io import read_image, read_mask, write_image
+from liverbench.data.splits import plan_splits
+from liverbench.errors import InputError
+from liverbench.settings import SettingsError
+from regsegnet.settings import Settings
+
+CATALOGUE = ROOT / "docs" / "bad-inputs.md"
+
+
+@dataclass(frozen=True)
+class Case:
+    area: str
+    given: str  # the bad input, in words
+    make: Callable[[Path], object]  # does the call that must fail, on files under the folder
+    expected: str  # a regular expression the message must match
+
+
+def _config(**override) -> Callable[[Path], object]:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    return lambda _: resolve(deep_merge(raw, override))
+
+
+def _manifest(rows: list[dict], raw: bytes | None = None) -> Callable[[Path], object]:
+    def make(folder: Path) -> object:
+        write_case(folder / "c")
+        path = folder / "manifest.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        if raw is not None:
+            path.write_bytes(raw)
+        return read_manifest(path)
+    return make
+
+
+ROW = {"patient_id": "A", "cect": "c/cect.nii", "cect_liver": "c/cect_liver.nii",
+       "ncect": "c/ncect.nii", "ncect_liver": "c/ncect_liver.nii"}
+
+
+def _image_file(name: str, write: Callable[[Path], None]) -> Callable[[Path], object]:
+    def make(folder: Path) -> object:
+        write(folder / name)
+        return read_image(folder / name)
+    return make
+
+
+def _cut(path: Path) -> None:
+    voxels = np.random.default_rng(0).integers(0, 2, (20, 30, 40), dtype=np.uint8)
+    write_image(sitk.GetImageFromArray(voxels), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _mask(values: np.ndarray, reference_shape=None) -> Callable[[Path], object]:
+    def make(folder: Path) -> object:
+        image, _ = tiny_ct(shape=reference_shape or values.shape)
+        mask = sitk.GetImageFromArray(values)
+        if reference_shape is None:
+            mask.CopyInformation(image)
+        write_image(mask, folder / "liver.nii")
+        return read_mask(folder / "liver.nii", image, folder / "ct.nii")
+    return make
+
+
+CASES = [
+    Case("image", "an image file that does not exist",
+         lambda folder: read_image(folder / "cect.nii.gz"), r"cect\.nii\.gz: file not found"),
+    Case("image", "a file that is not an image",
+         _image_file("cect.nii.gz", lambda p: p.write_bytes(b"not an image")),
+         r"cect\.nii\.gz: cannot be read as an image"),
+    Case("image", "a NIfTI cut short (a broken copy, a full disk)",
+         _image_file("cect.nii", _cut), r"cect\.nii: file is cut short: \d+ bytes of the \d+"),
+    Case("image", "a 2-D image where a volume is expected",
+         _image_file("slice.nii", lambda p: sitk.WriteImage(sitk.Image([8, 8], sitk.sitkInt16),
+                                                            str(p))),
+         r"slice\.nii: expected a 3-D volume, got 2-D"),
+    Case("mask", "a mask with labels other than 0/1 (or 0/255)",
+         _mask(np.full((20, 40, 40), 2, np.uint8)), r"liver\.nii: mask is not binary \(values 2\)"),
+    Case("mask", "an empty mask", _mask(np.zeros((20, 40, 40), np.uint8)),
+         r"liver\.nii: mask is empty"),
+    Case("mask", "a mask on another grid than its CT",
+         _mask(np.ones((10, 20, 20), np.uint8), reference_shape=(20, 40, 40)),
+         r"liver\.nii: mask geometry \(.*\) differs from the image of .*ct\.nii"),
+    Case("manifest", "a manifest without a required column",
+         _manifest([{k: v for k, v in ROW.items() if k != "ncect_liver"}]),
+         r"manifest\.csv: missing column\(s\) \['ncect_liver'\]"),
+    Case("manifest", "a manifest row pointing to a missing file",
+         _manifest([{**ROW, "ncect": "c/missing.nii"}]),
+         r"manifest\.csv, line 2: column 'ncect' points to .*missing\.nii"),
+    Case("manifest", "a patient id with shell characters, spaces or a trailing '_'",
+         _manifest([{**ROW, "patient_id": "H001$(touch x)"}]),
+         r"manifest\.csv, line 2: patient_id 'H001\$\(touch x\)' is not a safe id: letters"),
+    Case("manifest", "two ids that differ only by letter case",
+         _manifest([ROW, {**ROW, "patient_id": "a"}]),
+         r"duplicate patient_id 'a' \(same as 'A' but for letter case\)"),
+    Case("manifest", "a manifest saved in Latin-1 (not UTF-8)",
+         _manifest([ROW], raw="patient_id,cect\nÄ1,c\n".encode("latin-1")),
+         r"manifest\.csv: not UTF-8 text \(byte \d+\); save the table as UTF-8 CSV"),
+    Case("cohort", "a split column that leaves no test patient",
+         lambda _: plan_splits(["A", "B"], [35, 5, 20], 0, 1, {"A": "train", "B": "val"}),
+         r"no test patients among 2: the manifest's split column gives only \['train', 'val'\]"),
+    Case("config", "a misspelt key", _config(cohort={"patiens": 3}),
+         r"'patiens' was unexpected"),
+    Case("config", "a reversed or empty HU window", _config(preprocess={"window": [240, -160]}),
+         r"key 'preprocess\.window': \[240, -160\] must be \[low, high\] HU with low < high"),
+    Case("config", "an experiment name that is a path", _config(experiment=".."),
+         r"key 'experiment': '\.\.' does not match"),
+    Case("config", "a scale no `scales:` block defines", _config(scale="huge"),
+         r"key 'scale': no block 'huge' under 'scales'"),
+    Case("config", "an unknown RegSegNet inference backend",
+         lambda _: Settings.from_mapping({"inference": "tensorrt"}, "regsegnet"),
+         r"regsegnet\.inference: must be one of \(.*\), got 'tensorrt'"),
+]
+
+
+def message_of(case: Case, folder: Path) -> str:
+    with pytest.raises((InputError, SettingsError, ValueError)) as caught:
+        case.make(folder)
+    return str(caught.value).replace(str(folder) + os.sep, "").replace(str(folder), ".")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.given for c in CASES])
+def test_bad_input_gets_a_named_error(case: Case, tmp_path: Path):
+    message = message_of(case, tmp_path)
+    assert re.search(case.expected, message), message
+    assert "Traceback" not in message
+
+
+def render(tmp_path: Path) -> str:
+    lines = [
+        "# Bad inputs and their errors",
+        "",
+        "What the pipeline says when an input is wrong: each row is a real call on a bad input,",
+        "run by `tests/test_bad_inputs.py`, which also renders this page from the messages it",
+        "got (paths shortened to the file's name). Inputs are never modified; the message names",
+        "the file or the key and the problem. Rewrite it with",
+        "`REGSEGBENCH_WRITE_CATALOGUE=1 ./run test tests/test_bad_inputs.py`.",
+        "",
+        "| area | input | error |",
+        "|---|---|---|",
+    ]
+    for index, case in enumerate(CASES):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        message = message_of(case, folder).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {case.area} | {case.given} | `{message}` |")
+    return "\n".join(lines) + "\n"
+
+
+def test_catalogue_is_current(tmp_path: Path):
+    text = render(tmp_path)
+    if os.environ.get("REGSEGBENCH_WRITE_CATALOGUE"):
+        CATALOGUE.write_text(text, encoding="utf-8")
+    assert CATALOGUE.read_text(encoding="utf-8") == text, (
+        "docs/bad-inputs.md is out of date: REGSEGBENCH_WRITE_CATALOGUE=1 ./run test "
+        "tests/test_bad_inputs.py")
