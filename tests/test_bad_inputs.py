@@ -19,6 +19,7 @@ import pytest
 import SimpleITK as sitk
 import yaml
 from conftest import ROOT, tiny_ct, write_case
+from test_adapters import write_dicom_series
 
 from liverbench.config import deep_merge, resolve
 from liverbench.data.adapters import read_manifest
@@ -75,6 +76,20 @@ def _cut(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _huge_header(path: Path) -> None:
+    write_image(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.int16)), path)
+    header = bytearray(path.read_bytes()[:352])
+    header[42:48] = np.array([1024, 1024, 600], "<i2").tobytes()
+    path.write_bytes(bytes(header))
+
+
+def _series_without_a_slice(folder: Path) -> Path:
+    image, _ = tiny_ct(shape=(20, 24, 24), spacing_xyz=(8.0, 8.0, 10.0))
+    write_dicom_series(image, folder / "series")
+    (folder / "series" / "slice007.dcm").unlink()
+    return folder / "series"
+
+
 def _mask(values: np.ndarray, reference_shape=None) -> Callable[[Path], object]:
     def make(folder: Path) -> object:
         image, _ = tiny_ct(shape=reference_shape or values.shape)
@@ -98,6 +113,13 @@ CASES = [
          _image_file("slice.nii", lambda p: sitk.WriteImage(sitk.Image([8, 8], sitk.sitkInt16),
                                                             str(p))),
          r"slice\.nii: expected a 3-D volume, got 2-D"),
+    Case("image", "a NIfTI header declaring far more voxels than the file holds",
+         _image_file("ct.nii", lambda p: _huge_header(p)),
+         r"ct\.nii: file is cut short: 352 bytes of the 1258291552"),
+    Case("image", "a DICOM series with a slice missing",
+         lambda folder: read_image(_series_without_a_slice(folder)),
+         r"series: DICOM slices are not evenly spaced: 20\.00 mm between slice006\.dcm and "
+         r"slice008\.dcm"),
     Case("mask", "a mask with labels other than 0/1 (or 0/255)",
          _mask(np.full((20, 40, 40), 2, np.uint8)), r"liver\.nii: mask is not binary \(values 2\)"),
     Case("mask", "an empty mask", _mask(np.zeros((20, 40, 40), np.uint8)),

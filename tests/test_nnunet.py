@@ -222,3 +222,26 @@ def test_trainer_reads_the_variables_the_cli_sets() -> None:
     assert {constants["EPOCHS"], constants["ITERATIONS"], constants["VAL_ITERATIONS"]} == \
         set(environment.SCHEDULE_VARIABLES.values())
     assert "class nnUNetTrainerShort(nnUNetTrainer)" in source
+
+
+def test_training_with_in_process_augmentation_is_reproducible(tmp_path: Path) -> None:
+    """Same seed, two trainings: the same weights, bit for bit (issue #15: three checkpoints
+    differed between two smoke runs). Augmentation runs in the training process
+    (`augmentation_workers: 0`), where the seeded random streams decide every batch."""
+    import torch
+
+    msd = [str(write_case(tmp_path / "msd" / f"liver_{i}", 100 + i, ("cect",))) for i in range(3)]
+    settings = json.dumps({**SETTINGS, "augmentation_workers": 0})
+    weights = []
+    for run in ("first", "second"):
+        common = ("--settings", settings, "--threads", "1", "--root", run)
+        cli("prepare", *common, "--msd-cases", *msd, "--train-cases", *msd[:2],
+            "--val-cases", msd[2], "--targets", "cect", "--summary", f"{run}/config.json",
+            cwd=tmp_path)
+        cli("pretrain", *common, "--target", "cect", "--out", f"{run}/pre.json", cwd=tmp_path)
+        record = json.loads((tmp_path / run / "pre.json").read_text())
+        weights.append(torch.load(tmp_path / record["checkpoint"], weights_only=False,
+                                  map_location="cpu")["network_weights"])
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

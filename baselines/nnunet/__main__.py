@@ -113,7 +113,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _train_command(args: argparse.Namespace) -> None:
     settings, threads = _settings(args)
-    configure(args.root, threads)
+    configure(args.root, threads, settings.augmentation_workers)
     record = _train(args, settings)
     if args.losses is not None:
         _write_losses(record["history"], args.command, args.losses)

@@ -32,11 +32,15 @@ def folders(root: str | os.PathLike) -> dict[str, Path]:
     }
 
 
-def configure(root: str | os.PathLike, threads: int) -> None:
+def configure(root: str | os.PathLike, threads: int,
+              augmentation_workers: int | None = None) -> None:
     """Point nnU-Net at `root` and bound every worker pool by `threads`.
 
     nnU-Net otherwise starts 8 preprocessing and up to 12 augmentation processes, whatever
-    the job was given; on a shared node that oversubscribes the CPU.
+    the job was given; on a shared node that oversubscribes the CPU. `augmentation_workers`
+    (None: `threads`) are the training's data-augmentation processes; 0 runs augmentation in
+    the training process, where the seeded random streams make training reproducible (worker
+    processes hand over batches in whatever order they finish).
     """
     if threads < 1:
         raise InputError(f"threads must be >= 1, got {threads}")
@@ -44,7 +48,8 @@ def configure(root: str | os.PathLike, threads: int) -> None:
         path.mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(path.resolve())
     os.environ["nnUNet_def_n_proc"] = str(threads)
-    os.environ["nnUNet_n_proc_DA"] = str(threads)
+    workers = threads if augmentation_workers is None else augmentation_workers
+    os.environ["nnUNet_n_proc_DA"] = str(workers)
     os.environ["nnUNet_extTrainer"] = str(TRAINER_DIR)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)

@@ -79,6 +79,10 @@ class Settings(SettingsBase):
     threads: int = 2  # CPU threads and worker processes of a prediction (timed)
     # ... and of the training rules (prepare, pretrain, train; untimed); None: `threads`
     train_threads: int | None = None
+    # Training's data-augmentation processes: 0 = in the training process, which makes a
+    # seeded training reproducible (docs/nnunet.md); N = N worker processes (faster on many
+    # cores, a GPU's need; their batches arrive in any order); None: the training's threads
+    augmentation_workers: int | None = 0
     gpu: int = 0  # GPUs the training rules request from a cluster (the paper scale asks for 1)
 
     @property
@@ -112,6 +116,8 @@ class Settings(SettingsBase):
         self.check(self.threads >= 1, "threads", "must be >= 1")
         self.check(self.train_threads is None or self.train_threads >= 1, "train_threads",
                    "must be >= 1 or null (then: threads)")
+        self.check(self.augmentation_workers is None or self.augmentation_workers >= 0,
+                   "augmentation_workers", "must be >= 0 or null (then: the threads)")
         self.check(self.gpu >= 0, "gpu", "must be >= 0")
 
     def pretraining_sources(self, targets: tuple[str, ...] | list[str] = TARGETS) -> list[str]:

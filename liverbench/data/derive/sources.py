@@ -21,6 +21,7 @@ import SimpleITK as sitk
 
 from liverbench.data.adapters import (
     ManifestError,
+    check_unique_ids,
     checked_patient_id,
     msd_cases,
     read_table,
@@ -126,8 +127,7 @@ def _csv_rows(path: Path) -> dict[str, dict[str, Path]]:
     for line, record in records:
         where = f"{path}, line {line}"
         case = checked_patient_id(record, where)
-        if case in rows:
-            raise ManifestError(f"{where}: duplicate patient_id {case!r}")
+        check_unique_ids([*rows, case], where)
         rows[case] = {}
         for column in CSV_COLUMNS[1:] + CSV_OPTIONAL:
             value = (record.get(column) or "").strip()
