@@ -2,14 +2,14 @@
 with an uninterrupted run (a script run by hand, issue #15; one point runs in the tests).
 
 For each kill point: a fresh working directory; Snakemake started in its own process group;
-when the point's rule starts, the script waits KILL_FRACTION of that job's duration in the
-reference run and sends SIGKILL to the whole group (Snakemake and its job, as a crash or an
-out-of-memory kill would); then `snakemake --unlock` and `snakemake --rerun-incomplete`, as
-a user would, to the end. The results must equal the reference run's: every image of the data
-stage and of the compared methods' predictions, voxel for voxel and in geometry, and those
-methods' metrics with the runtime columns left out. nnU-Net's training is not reproducible on
-a CPU (docs/nnunet.md), so the methods built on it are run (their rules are kill points) but
-not compared.
+when the point's rule starts, the script waits a fraction (`--kill-at`, 0.5) of that job's
+duration in the reference run and sends SIGKILL to the whole group (Snakemake and its job,
+as a crash or an out-of-memory kill would); then `snakemake --unlock` and `snakemake
+--rerun-incomplete`, as a user would, to the end. The results must equal the reference
+run's: every image of the data stage and of the compared methods' predictions, voxel for
+voxel and in geometry, and their metrics with the runtime columns left out. Every method is
+compared: nnU-Net's training is reproducible with in-process augmentation, the default
+(docs/nnunet.md).
 
     python scripts/fault_injection.py                        # every point, smoke scale
     python scripts/fault_injection.py --points regsegnet_train --methods identity regsegnet
@@ -39,10 +39,8 @@ POINTS = ("standardize_h108", "pair", "regsegnet_train", "nnunet_train", "deepme
           "regsegnet_predict", "metrics", "figures_summary")
 METHODS = ("identity", "rigid", "regsegnet", "regsegnet_c1", "elastix_cnn", "nnunet_ncect",
            "deepmedic")
-NOT_REPRODUCIBLE = ("nnunet_ncect", "elastix_cnn", "elastix")  # nnU-Net's training, CPU
 DATA_STAGE = ("raw", "data", "preprocessed", "pairs")
 RUNTIME_COLUMN = re.compile(r"second|runtime|time|memory|device|threads|cpu|stages", re.I)
-KILL_FRACTION = 0.5
 
 
 def snakemake(workdir: Path, methods: list[str], *extra: str) -> list[str]:
@@ -115,7 +113,7 @@ def same_metrics(a: Path, b: Path) -> bool:
 
 def compare(reference: Path, resumed: Path, methods: list[str]) -> tuple[int, list[str]]:
     """(files compared, files that differ or are missing)."""
-    compared = [m for m in methods if m not in NOT_REPRODUCIBLE]
+    compared = list(methods)
     ref, new = (d / "results" / EXPERIMENT for d in (reference, resumed))
     files = [p.relative_to(ref) for p in ref.rglob("*") if p.is_file()]
     images = [f for f in files if f.name.endswith((".nii", ".nii.gz")) and (
@@ -132,6 +130,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", nargs="+", default=list(POINTS), help="rules to kill in")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--kill-at", type=float, default=0.5,
+                        help="how far into the job, as a fraction of its reference duration")
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder, removed")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fault_injection_"))
@@ -146,7 +146,7 @@ def main() -> int:
         resumed = workdir / point
         shutil.rmtree(resumed, ignore_errors=True)
         into = kill_during(resumed, args.methods, point,
-                           KILL_FRACTION * job_seconds(reference, point), log)
+                           args.kill_at * job_seconds(reference, point), log)
         run(snakemake(resumed, args.methods, "--unlock"), log)
         run(snakemake(resumed, args.methods, "--rerun-incomplete"), log)
         count, differ = compare(reference, resumed, args.methods)
