@@ -14,6 +14,7 @@ from conftest import ROOT, SMOKE_CONFIG, run_snakemake
 from liverbench.config import load
 from liverbench.data.io import read_image, same_geometry
 from liverbench.data.splits import parse_pair
+from liverbench.layout import image_file
 from liverbench.methods import REGISTRATION, registry
 
 SMOKE = load(ROOT / "config.yaml", {"scale": "smoke", "experiment": "smoke"})
@@ -39,7 +40,7 @@ def test_predictions_are_binary_masks_on_the_original_ncect(smoke_run: Path):
             prediction = read_image(path)
             assert prediction.GetPixelID() == sitk.sitkUInt8
             assert set(np.unique(sitk.GetArrayViewFromImage(prediction))) <= {0, 1}
-            ncect = read_image(smoke_run / "data" / "h108" / fixed / "ncect.nii.gz")
+            ncect = read_image(image_file(str(smoke_run / "data" / "h108" / fixed), "ncect"))
             assert same_geometry(prediction, ncect), path
 
 
@@ -141,4 +142,4 @@ def test_a_minimal_manifest_cohort_has_no_lsf_or_registration_error(smoke_run: P
         for column in ("lsf_abs_error", "tre_mean_mm"):
             assert column not in metrics or metrics[column].isna().all(), (method, column)
     assert (external / "table1.md").stat().st_size > 200
-    assert not (external / "data" / "h108" / "M001" / "spect.nii.gz").exists()
+    assert not Path(image_file(str(external / "data" / "h108" / "M001"), "spect")).exists()
