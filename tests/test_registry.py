@@ -65,7 +65,7 @@ def test_custom_method_is_registered_and_may_not_shadow_a_builtin():
 
 def test_layout_spells_each_path_once():
     layout = Layout("results/x")
-    assert layout.case_file("P001", "cect") == "results/x/data/h108/P001/cect.nii.gz"
+    assert layout.case_file("P001", "cect") == "results/x/data/h108/P001/cect.nii"
     assert layout.prediction("m", "{pair}") == "results/x/predictions/m/{pair}.nii.gz"
     assert parse_pair(pair_id("A_1", "B")) == ("A_1", "B")
     with pytest.raises(ValueError, match="MOVING__FIXED"):
