@@ -57,14 +57,18 @@ def test_two_scanner_frames_need_the_prealignment(smoke_run: Path):
 
 
 def test_every_registration_method_beats_identity(smoke_run: Path):
-    """Each registration row, with either CECT mask, does better than scanner geometry."""
+    """Each registration row does better than scanner geometry carrying the same CECT liver
+    (the annotation, or nnU-Net's segmentation: at smoke scale nnU-Net trains for a few steps,
+    and its masks cap every row that carries them near 0.3 DSC)."""
     methods = registry(SMOKE)
-    identity = pd.read_csv(smoke_run / "metrics" / "identity.csv")["dsc"].mean()
+    identity = {"annotation": "identity", "nnunet": "identity_cnnmask"}
     registrations = [m for m in SMOKE["methods"] if methods[m].family == REGISTRATION]
     assert "regsegnet" in registrations and "elastix_cnn" in registrations
     for method in registrations:
-        dsc = pd.read_csv(smoke_run / "metrics" / f"{method}.csv")["dsc"].mean()
-        assert dsc > identity, (method, dsc, identity)
+        baseline = identity[methods[method].cect_mask]
+        dsc, floor = (pd.read_csv(smoke_run / "metrics" / f"{m}.csv")["dsc"].mean()
+                      for m in (method, baseline))
+        assert dsc > floor, (method, dsc, baseline, floor)
 
 
 def test_every_method_is_timed_in_one_scope_with_its_stages(smoke_run: Path):
