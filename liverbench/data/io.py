@@ -237,6 +237,8 @@ def read_mask(
 
 def _nifti_expected_bytes(header: bytes) -> int | None:
     """Header plus voxel bytes a NIfTI-1 or NIfTI-2 header declares; None if not NIfTI."""
+    if len(header) < 4:
+        return None  # too short to be anything: ITK's reader names the file
     for order in "<>":
         (size,) = struct.unpack(order + "i", header[:4])
         if size == 348 and len(header) >= 348:  # NIfTI-1
