@@ -51,6 +51,38 @@ def peak_memory_mb() -> float:
     return max(own, children) * scale
 
 
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+out, module = sys.argv[1], sys.argv[2]
+def report():
+    with open('/proc/self/status') as status:
+        kib = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
+    with open(out, 'w') as handle:
+        handle.write(kib)
+atexit.register(report)
+sys.argv = [module, *sys.argv[3:]]
+runpy.run_module(module, run_name='__main__', alter_sys=True)
+"""
+
+
+def module_peak_mb(module: str, args: Sequence[str], env: Mapping[str, str] | None = None
+                   ) -> float:
+    """Run `python -m module args` to its end (an error if it fails) and return its own peak
+    resident memory in MiB, as the process reads it at exit (Linux: VmHWM). Not ru_maxrss of
+    the child: Linux starts that at the parent's resident size, which a test or benchmark
+    holding large arrays would add to every figure."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".kib") as peak:
+        result = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, peak.name, module, *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=None if env is None else {**os.environ, **env})
+        if result.returncode:
+            raise RuntimeError(f"python -m {module} failed:\n{result.stderr}")
+        return int(peak.read()) / 1024
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

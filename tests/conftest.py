@@ -100,17 +100,52 @@ SMOKE_CONFIG = (
 )
 
 
+PHI = {"0010|0010": "DOE^JANE", "0010|0020": "PID48213", "0010|0030": "19480317",
+       "0008|0050": "ACC99127"}  # patient's name, ID, birth date; accession number
+
+
+def write_dicom_series(image: sitk.Image, folder: Path, extra: dict | None = None) -> None:
+    """Write a CT as a DICOM series (one file per slice), as a scanner export would; `extra`
+    tags (e.g. the patient's name) go into every slice."""
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    series_uid = "1.2.826.0.1.3680043.2.1125.1.1"
+    direction = image.GetDirection()
+    for k in range(image.GetDepth()):
+        slice_ = image[:, :, k]
+        origin = image.TransformIndexToPhysicalPoint((0, 0, k))
+        tags = {
+            "0008|0060": "CT",
+            "0020|000e": series_uid,
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
+            "0020|0032": "\\".join(f"{v:.4f}" for v in origin),
+            "0020|0037": "\\".join(f"{v}" for v in direction[0:3] + direction[3:6]),
+            "0020|0013": str(k + 1),
+            "0018|0050": f"{image.GetSpacing()[2]}",
+            "0028|0030": f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}",
+        }
+        for tag, value in {**tags, **(extra or {})}.items():
+            slice_.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_)
+
+
 def write_minimal_manifest(workdir: Path) -> None:
-    """One phantom patient (another seed) listed with cect, cect_liver, ncect, ncect_liver."""
+    """One phantom patient (another seed) listed with cect, cect_liver, ncect, ncect_liver;
+    its CECT a DICOM series whose headers name the patient (PHI), as a PACS export does: none
+    of it may reach an output, a log or the report (tests/test_report.py)."""
     folder = workdir / "external_source" / "h108"
     subprocess.run(
         [sys.executable, "-m", "liverbench.data.phantom", "--size", "smoke", "--out",
          str(folder), "--patients", "1", "--seed", "11"],
         check=True, capture_output=True,
     )
+    cect = folder / "P001" / "cect_dicom"
+    write_dicom_series(sitk.ReadImage(image_file(str(folder / "P001"), "cect")), cect, PHI)
     names = ("cect", "cect_liver", "ncect", "ncect_liver")
-    rows = ["patient_id," + ",".join(names),
-            "M001," + ",".join(image_file("h108/P001", name) for name in names)]
+    paths = ["h108/P001/cect_dicom"] + [image_file("h108/P001", name) for name in names[1:]]
+    rows = ["patient_id," + ",".join(names), "M001," + ",".join(paths)]
     (workdir / SMOKE_EXTERNAL_MANIFEST).write_text("\n".join(rows) + "\n")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ROOT, tiny_ct, write_case
+from conftest import PHI, ROOT, tiny_ct, write_case, write_dicom_series
 
 from liverbench.data.__main__ import make_pair, preprocess_case
 from liverbench.data.adapters import (
@@ -25,33 +25,6 @@ from liverbench.data.io import ImageError, read_image, same_geometry
 from liverbench.data.prealign import Settings as PrealignSettings
 from liverbench.data.preprocess import WorkingGrid
 from liverbench.layout import CASE_FILES, image_file
-
-
-def write_dicom_series(image: sitk.Image, folder: Path, extra: dict | None = None) -> None:
-    """Write a CT as a DICOM series (one file per slice), as a scanner export would; `extra`
-    tags (e.g. the patient's name) go into every slice."""
-    folder.mkdir(parents=True)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    series_uid = "1.2.826.0.1.3680043.2.1125.1.1"
-    direction = image.GetDirection()
-    for k in range(image.GetDepth()):
-        slice_ = image[:, :, k]
-        origin = image.TransformIndexToPhysicalPoint((0, 0, k))
-        tags = {
-            "0008|0060": "CT",
-            "0020|000e": series_uid,
-            "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
-            "0020|0032": "\\".join(f"{v:.4f}" for v in origin),
-            "0020|0037": "\\".join(f"{v}" for v in direction[0:3] + direction[3:6]),
-            "0020|0013": str(k + 1),
-            "0018|0050": f"{image.GetSpacing()[2]}",
-            "0028|0030": f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}",
-        }
-        for tag, value in {**tags, **(extra or {})}.items():
-            slice_.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
-        writer.Execute(slice_)
 
 
 def write_manifest(path: Path, rows: list[dict]) -> None:
@@ -229,9 +202,6 @@ def test_dicom_series_with_a_missing_slice_is_refused(tmp_path: Path):
                                          r"between slice006\.dcm and slice008\.dcm, 10\.00 mm"):
         read_image(tmp_path / "series")
 
-
-PHI = {"0010|0010": "DOE^JANE", "0010|0020": "PID48213", "0010|0030": "19480317",
-       "0008|0050": "ACC99127"}  # patient's name, ID, birth date; accession number
 
 
 def test_no_patient_identifier_from_dicom_reaches_an_output(mixed_formats: Path, tmp_path: Path):

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from conftest import ROOT, tiny_ct, write_case
-from test_adapters import write_dicom_series
+from conftest import ROOT, tiny_ct, write_case, write_dicom_series
 
 from liverbench.config import deep_merge, resolve
 from liverbench.data.adapters import read_manifest

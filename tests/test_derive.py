@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import write_dicom_series
 from scipy import ndimage
-from test_adapters import write_dicom_series
 
 from liverbench.data.adapters import as_hu, read_manifest
 from liverbench.data.derive import derive_cohort, derive_patient, source_cases, source_files

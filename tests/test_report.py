@@ -5,6 +5,7 @@ screenshot."""
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 import jinja2
 import matplotlib.image as mpimg
 import pytest
-from conftest import ROOT, SMOKE_CONFIG, run_snakemake
+from conftest import PHI, ROOT, SMOKE_CONFIG, run_snakemake
 from docutils.core import publish_parts
 
 from liverbench.config import load
@@ -102,6 +103,29 @@ def test_report_has_a_section_per_external_cohort(smoke_report: Path):
     text = smoke_report.read_text()
     assert "External cohort: derived" in text
     assert text.count("liver_0__liver_0") >= 1, "the external cohort's overlays are missing"
+
+
+def test_no_patient_identifier_reaches_an_output_a_log_or_the_report(smoke_report: Path):
+    """The smoke run's manifest cohort gives its CECT as a DICOM series whose headers carry the
+    patient's name, ID, birth date and accession number (conftest.PHI): none of them is in any
+    file the run wrote (images, records, tables, figures, logs, Snakemake's own records) or in
+    the report and the documents it embeds (issue #15)."""
+    workdir = smoke_report.parent.parent.parent
+    source = workdir / "external_source"
+    dicom = next(source.rglob("cect_dicom"))
+    assert PHI["0010|0010"].encode() in next(dicom.iterdir()).read_bytes()
+    written = [path for path in workdir.rglob("*")
+               if path.is_file() and source not in path.parents]
+    assert any("minimal" in str(path) for path in written), "the manifest cohort did not run"
+    assert len(written) > 500
+    for path in written:
+        content = path.read_bytes()
+        if path.suffix == ".gz":
+            content = gzip.decompress(content)
+        for value in PHI.values():
+            assert value.encode() not in content, f"{value} in {path}"
+    embedded = embedded_documents(smoke_report.read_text())
+    assert not [value for value in PHI.values() if value in embedded]
 
 
 def chromium() -> str | None:

@@ -48,10 +48,11 @@ def preprocess_case(case_dir: Path, out_dir: Path, grid: WorkingGrid) -> None:
         if not image_path.exists() and phase == "ncect":
             continue  # MSD cases have a CECT only
         image = read_image(image_path)
-        mask = read_mask(image_file(str(case_dir), f"{phase}_liver"), image, image_path)
-        reference = working_reference(image, grid)
+        reference = working_reference(image, grid)  # before the mask is read: its peak memory
         write_image(preprocess_image(image, grid, reference), image_file(str(out_dir), phase))
+        mask = read_mask(image_file(str(case_dir), f"{phase}_liver"), image, image_path)
         write_image(resample_mask(mask, reference), image_file(str(out_dir), f"{phase}_liver"))
+        del image, mask  # the next phase's images are read into their place
 
 
 def make_pair(
@@ -66,6 +67,9 @@ def make_pair(
     stages = Stages()
     with stages("read"):
         fixed_image = read_image(fixed)
+    with stages("working_grid"):  # before the CECT is read: the body search's peak memory
+        reference = working_reference(fixed_image, grid)
+    with stages("read"):
         moving_image = read_image(moving)
         moving_mask = read_mask(moving_liver, moving_image, moving)
     with stages("prealign"):
@@ -73,12 +77,12 @@ def make_pair(
         write_transform(transform, prealign_out)
     out = str(out_dir)
     with stages("working_grid"):
-        reference = working_reference(fixed_image, grid)
         write_image(preprocess_image(moving_image, grid, reference, transform),
                     image_file(out, "moving"))
         write_image(resample_mask(moving_mask, reference, transform),
                     image_file(out, "moving_liver"))
         write_image(preprocess_image(fixed_image, grid, reference), image_file(out, "fixed"))
+    del moving_image, moving_mask
     fixed_mask = read_mask(fixed_liver, fixed_image, fixed)
     write_image(resample_mask(fixed_mask, reference), image_file(out, "fixed_liver"))
     return stages

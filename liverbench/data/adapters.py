@@ -146,38 +146,48 @@ def _parse_row(
 
 
 def as_hu(image: sitk.Image) -> sitk.Image:
-    """CT as int16 HU (real exports come as int16, uint16 with rescale applied, or float)."""
-    array = sitk.GetArrayFromImage(image)
-    if array.dtype != np.int16:
-        array = np.clip(np.rint(array), -32768, 32767).astype(np.int16)
+    """CT as int16 HU (real exports come as int16, uint16 with rescale applied, or float):
+    an int16 image as it is, others rounded and clipped slab by slab (no full-size float
+    copies of a volume that may hold 600 million voxels)."""
+    if image.GetPixelID() == sitk.sitkInt16:
+        return image
+    source = sitk.GetArrayViewFromImage(image)
+    array = np.empty(source.shape, dtype=np.int16)
+    step = max(1, (1 << 22) // max(1, source[0].size))
+    for z in range(0, len(source), step):
+        array[z:z + step] = np.clip(np.rint(source[z:z + step]), -32768, 32767)
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(image)
     return out
 
 
 def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
-    """Check one manifest patient and write its standardized case; returns what was written."""
+    """Check one manifest patient and write its standardized case; returns what was written.
+
+    One CT and its masks are held at a time, each image written as soon as it is checked:
+    memory follows the largest scan, not the patient's sum (docs/speed.md, "The data steps on a real-size CT")."""
     out_dir = Path(out_dir)
-    cect = read_image(row.paths["cect"])
-    ncect = read_image(row.paths["ncect"])
-    images = {
-        "cect": as_hu(cect),
-        "cect_liver": read_mask(row.paths["cect_liver"], cect, row.paths["cect"]),
-        "ncect": as_hu(ncect),
-        "ncect_liver": read_mask(row.paths["ncect_liver"], ncect, row.paths["ncect"]),
-    }
-    if "ncect_lungs" in row.paths:
-        images["ncect_lungs"] = read_mask(row.paths["ncect_lungs"], ncect, row.paths["ncect"])
-    if "spect" in row.paths:
-        images["spect"] = sitk.Cast(read_image(row.paths["spect"]), sitk.sitkFloat32)
-    if TRUTH_FILE in row.paths:
-        images[TRUTH_FILE] = sitk.Cast(read_displacement(row.paths[TRUTH_FILE]),
-                                       sitk.sitkVectorFloat32)
-    for name, image in images.items():
+    written = []
+
+    def write(name: str, image: sitk.Image) -> None:
         write_image(image, image_file(str(out_dir), name))
+        written.append(name)
+
+    for phase, masks in (("cect", ("cect_liver",)), ("ncect", ("ncect_liver", "ncect_lungs"))):
+        ct = read_image(row.paths[phase])
+        write(phase, as_hu(ct))
+        for name in masks:
+            if name in row.paths:
+                write(name, read_mask(row.paths[name], ct, row.paths[phase]))
+        del ct
+    if "spect" in row.paths:
+        write("spect", sitk.Cast(read_image(row.paths["spect"]), sitk.sitkFloat32))
+    if TRUTH_FILE in row.paths:
+        write(TRUTH_FILE, sitk.Cast(read_displacement(row.paths[TRUTH_FILE]),
+                                    sitk.sitkVectorFloat32))
     record = {
         "patient_id": row.patient_id,
-        "files": sorted(images),
+        "files": sorted(written),
         "sources": {k: str(v) for k, v in row.paths.items()},
     }
     write_json(record, out_dir / "case.json")
@@ -214,8 +224,7 @@ def standardize_msd(root: str | Path, case: str, out_dir: str | Path) -> None:
         raise ImageError(f"{label_path}: MSD liver labels must be 0, 1, 2; found {sorted(values)}")
     if values <= {0}:
         raise ImageError(f"{label_path}: label map is empty")
-    liver = sitk.Cast(label > 0, sitk.sitkUInt8)
-    liver.CopyInformation(label)
+    liver = label > 0  # uint8 0/1, the label's geometry
     if not same_geometry(liver, image):
         raise ImageError(
             f"{label_path}: label geometry ({geometry_summary(label)}) differs from "

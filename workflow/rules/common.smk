@@ -11,7 +11,7 @@ import os
 import re
 
 from liverbench import methods as method_registry
-from liverbench.data import adapters, cohorts
+from liverbench.data import adapters, cohorts, memory
 from liverbench.data.io import write_json_if_changed
 from liverbench.data.splits import plan_splits
 from liverbench.layout import CASE_FILES, PAIR_FILES, PHANTOM_FILES, SPECT_FILES, TRUTH_FILE
@@ -132,3 +132,20 @@ def pair_files(pairs, names=PAIR_FILES):
 # preparation, pretraining, training -> Elastix + CNN's CECT segmentation -> its elastix
 # registration. Snakemake starts these first when jobs wait for cores; the others fill in.
 CRITICAL_PATH_PRIORITY = 10
+
+
+def data_memory(step, sources=None):
+    """A data step's `mem_mb` from the headers of the images it reads (liverbench.data.memory):
+    a 1024 x 1024 x 600 export asks for what it needs and the demo's phantom for little. Known
+    once the job's inputs exist, or, with `sources` (wildcards -> the original files the
+    inputs were made from, same sizes), as soon as those exist: a Slurm group job (phantom ->
+    standardize -> preprocess) is sized when it is submitted, before its members run. A
+    retry (Slurm's `retries`) asks for that much again."""
+
+    def mem_mb(wildcards, input, attempt):
+        paths = [path for path in input if not str(path).endswith(".json")]
+        if sources is not None and all(os.path.exists(p) for p in sources(wildcards)):
+            paths = sources(wildcards)
+        return attempt * memory.data_rule_mb(step, paths)
+
+    return mem_mb

@@ -107,7 +107,7 @@ rule standardize_h108:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=data_memory("standardize"),
         runtime=10,
     shell:
         f"{DATA_COMMAND} standardize-h108 --patient {{wildcards.patient:q}} "
@@ -134,7 +134,7 @@ if TRAINING:  # an external test cohort uses the experiment's models
             "../../envs/core.yaml"
         threads: 1
         resources:
-            mem_mb=3000,
+            mem_mb=data_memory("standardize"),
             runtime=10,
         shell:
             f"{DATA_COMMAND} standardize-msd --root {{params.root:q}} --case {{wildcards.case:q}} "
@@ -158,7 +158,9 @@ rule preprocess_h108:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=data_memory(
+            "preprocess", lambda w: [CASE_SOURCES[w.patient][n] for n in CASE_FILES]
+        ),
         runtime=10,
     shell:
         f"{DATA_COMMAND} preprocess --case {{params.case:q}} --out {{params.out:q}} "
@@ -184,7 +186,7 @@ if TRAINING:  # an external test cohort uses the experiment's models
             "../../envs/core.yaml"
         threads: 1
         resources:
-            mem_mb=3000,
+            mem_mb=data_memory("preprocess", lambda w: [f"{MSD_ROOT}/imagesTr/{w.case}.nii.gz"]),
             runtime=10,
         shell:
             f"{DATA_COMMAND} preprocess --case {{params.case:q}} --out {{params.out:q}} "
@@ -213,7 +215,7 @@ rule pair:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=data_memory("pair"),
         runtime=10,
     shell:
         f"{DATA_COMMAND} pair --moving {{input.moving:q}} --moving-liver {{input.moving_liver:q}} "
