@@ -165,7 +165,8 @@ def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
     """Check one manifest patient and write its standardized case; returns what was written.
 
     One CT and its masks are held at a time, each image written as soon as it is checked:
-    memory follows the largest scan, not the patient's sum (docs/speed.md, "The data steps on a real-size CT")."""
+    memory follows the largest scan, not the patient's sum (docs/speed.md, "The data steps
+    on a real-size CT")."""
     out_dir = Path(out_dir)
     written = []
 

@@ -2,9 +2,10 @@
 
 A Slurm cluster kills a job that uses more than it asked for, and a fixed `mem_mb` fits either
 the demo's 200-slice phantom or a 1024 x 1024 x 600 export, not both. The data rules hold a
-few full-size copies of the largest scan they read (docs/speed.md, "The data steps on a real-size CT"): what they
-declare is a base (interpreter, SimpleITK, numpy, scipy) plus bytes per voxel of that scan,
-measured with benchmarks/data_memory.py and given a margin.
+few full-size copies of the largest scan they read: what they declare is a base (interpreter,
+SimpleITK, numpy, scipy) plus bytes per voxel of that scan, measured with
+benchmarks/data_memory.py and given a margin (docs/speed.md, "The data steps on a real-size
+CT").
 """
 
 from __future__ import annotations
