@@ -23,6 +23,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from liverbench.cli import aligned, run_cli  # noqa: E402
+from liverbench.progress import show_bars  # noqa: E402
 from regsegnet.settings import Settings  # noqa: E402
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _train(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     result = train(
         settings, args.train_pairs, args.val_pairs, args.out,
-        resume=not args.no_resume, progress=not args.no_progress,
+        resume=not args.no_resume, progress=not args.no_progress and show_bars(),
     )
     print(
         f"model {result.model_path}: epoch {result.kept_epoch} ({settings.model_selection}), "

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from liverbench.data.io import write_json, write_text
+from liverbench.progress import epoch_line
 from regsegnet import checkpoint
 from regsegnet.augment import augment_batch
 from regsegnet.data import Batch, Pair, load_pairs, make_batch
@@ -288,8 +289,11 @@ def train(
         val_dice = trainer.run_epoch()
         checkpoint.save(trainer.state_dict(), checkpoint_path)
         write_text(losses_csv(trainer.history), out_dir / LOSSES_NAME)
-        best = trainer.best["val_dice"]
-        log(f"epoch {trainer.epoch}: validation Dice {val_dice:.4f} (best {best:.4f})")
+        rows = trainer.history[-trainer.model.num_cascades:]  # this epoch, one per cascade
+        log(epoch_line(out_dir.name, trainer.epoch, settings.epochs,
+                       {key: float(np.mean([row[key] for row in rows]))
+                        for key in ("loss", "mi", "dice", "bending")},
+                       ("val_dice", val_dice), sum(row["seconds"] for row in rows)))
     assert trainer.best is not None
     kept = trainer.best if settings.model_selection == "best_validation" else trainer.snapshot()
     model_path = out_dir / MODEL_NAME

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,11 @@ import SimpleITK as sitk
 from liverbench.layout import image_file
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A developer's own nnU-Net folders (docs/nnunet.md) must not receive the tests' datasets:
+# the tests run with the pipeline's folders, and set these variables where they test them.
+for _variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+    os.environ.pop(_variable, None)
 
 
 def ellipsoid(shape, centre, radii) -> np.ndarray:

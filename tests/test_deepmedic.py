@@ -4,6 +4,7 @@ clear errors, and the CLI end to end — all on tiny networks and generated blob
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -152,7 +153,9 @@ def test_training_lowers_loss_and_beats_all_background(tmp_path: Path) -> None:
     assert not (tmp_path / "model.pt.checkpoint").exists()
 
 
-def test_pretrained_weights_load_into_the_finetuning_model(tmp_path: Path) -> None:
+def test_pretrained_weights_load_into_the_finetuning_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     settings = tiny_settings(iterations_pretrain=3)
     volumes = [volume_of(seed) for seed in range(2)]
     pretrained = train_stage(settings, "pretrain", volumes, tmp_path / "pretrained.pt",
@@ -167,6 +170,11 @@ def test_pretrained_weights_load_into_the_finetuning_model(tmp_path: Path) -> No
     train_stage(settings, "finetune", volumes, tmp_path / "model.pt", val_volumes=volumes[:1],
                 init_path=tmp_path / "pretrained.pt", losses_path=tmp_path / "losses.csv",
                 progress=False)
+    # one line per epoch (validate_every iterations) into the log (README, "Following a run")
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("deepmedic finetune epoch")]
+    assert lines and re.fullmatch(r"deepmedic finetune epoch 1/1: loss \d+\.\d{4} \| "
+                                  r"val_dsc \d\.\d{4} \| \d+\.\d s", lines[-1]), lines
     losses = pd.read_csv(tmp_path / "losses.csv")
     assert losses["stage"].tolist() == ["pretrain"] * 3 + ["finetune"] * 6
     assert losses["val_dsc"].notna().sum() == 1  # validated at the end of the stage

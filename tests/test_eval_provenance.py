@@ -19,7 +19,8 @@ def test_versions_of_installed_packages():
     assert versions["numpy"] and versions["surely-not-a-package-xyz"] is None
 
 
-def test_cli_from_yaml(tmp_path):
+def test_cli_from_yaml(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", "/data/nnUNet_results")  # the user's (docs/nnunet.md)
     config = {"experiment": "unit", "seed": 2024, "methods": ["identity"]}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -31,6 +32,10 @@ def test_cli_from_yaml(tmp_path):
     assert record["packages"]["SimpleITK"] and record["cpu_count"] >= 1
     md = out_md.read_text()
     assert "| snakemake |" in md and '"experiment": "unit"' in md
+    assert record["nnunet_folders"] == {"nnUNet_raw": None, "nnUNet_preprocessed": None,
+                                        "nnUNet_results": "/data/nnUNet_results"}
+    assert "- nnUNet_results: /data/nnUNet_results" in md
+    assert "- nnUNet_raw: unset: the pipeline folders" in md
     page = (tmp_path / "p.html").read_text()
     assert "<h2>Packages</h2>" in page and "&quot;experiment&quot;: &quot;unit&quot;" in page
 

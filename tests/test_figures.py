@@ -183,6 +183,13 @@ def test_training_curves(tmp_path):
     assert_png(tmp_path / "t.png")
     figure = training_curves(pd.DataFrame(rows))
     assert len(figure.axes) == 2  # loss and dice; text and bookkeeping columns are ignored
+    # a model imported, not trained here (nnunet.pretrained_model): a figure that says so
+    empty = tmp_path / "empty.csv"
+    empty.write_text("stage,epoch,train_loss,val_loss,pseudo_dice,ema_pseudo_dice\n")
+    assert main(["training", "--csv", str(empty), "--out", str(tmp_path / "e.png")]) == 0
+    assert_png(tmp_path / "e.png")
+    texts = [t.get_text() for t in training_curves(pd.read_csv(empty)).axes[0].texts]
+    assert texts == ["no training in this run: the model was imported"]
     assert len(training_curves(pd.DataFrame(rows), columns=["loss"]).axes) == 1
     assert len(figure.axes[0].get_lines()) >= 3  # one line per cascade
     plain = training_curves(pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0]}))

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,8 +95,11 @@ def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
 
     cli("pretrain", *common, "--root", "nn", "--target", "cect", "--out", "models/pre.json",
         cwd=tmp_path)
-    cli("train", *common, "--root", "nn", "--target", "cect", "--pretrained", "models/pre.json",
-        "--out", "models/cect.json", cwd=tmp_path)
+    trained = cli("train", *common, "--root", "nn", "--target", "cect", "--pretrained",
+                  "models/pre.json", "--out", "models/cect.json", cwd=tmp_path)
+    # one line per epoch in the job's log, as every training rule writes it (README)
+    assert re.search(r"nnunet Dataset502_CohortCECT epoch 1/1: train_loss -?\d+\.\d{4} "
+                     r"val_loss .* \| ema_pseudo_dice .* \| \d+\.\d s", trained.stderr)
     pretrained = json.loads((tmp_path / "models/pre.json").read_text())
     finetuned = json.loads((tmp_path / "models/cect.json").read_text())
     assert pretrained["dataset"] == "Dataset501_MSDLiver"
@@ -126,6 +132,86 @@ def test_pretrain_move_plans_finetune_predict(tmp_path: Path) -> None:
     assert record["method"] == "nnunet_cect" and record["seconds_core"] > 0
     assert record["extra"]["mirroring"] is False  # CPU default
     assert record["extra"]["image"] == "h108/P003/cect.nii"
+
+    # Images linked into nnUNet_raw, not copied; the dataset names the experiment.
+    images = tmp_path / "nn/raw/Dataset502_CohortCECT/imagesTr"
+    link = images / "P000_0000.nii.gz"
+    assert link.is_symlink() and link.resolve() == (tmp_path / "h108/P000/cect.nii").resolve()
+    marker = json.loads((images.parent / datasets.MARKER).read_text())
+    assert marker["experiment"] == str((tmp_path / "nn").resolve())
+    assert finetuned["nnunet_folders"]["nnUNet_raw"].endswith("(pipeline)")
+
+    # The same model brought as the user's own: imported, checked, segments alike.
+    imported = {**SETTINGS, "pretrained_model": {"cect": finetuned["model_folder"]}}
+    log = cli("import", "--settings", json.dumps(imported), "--root", "nn", "--target", "cect",
+              "--out", "models/imported.json", "--losses", "models/imported.csv", cwd=tmp_path)
+    assert "used instead of training" in log.stdout
+    record = json.loads((tmp_path / "models/imported.json").read_text())
+    assert record["imported"] is True and record["liver_labels"] == [1]
+    assert len(record["checkpoint_blake2b"]) == 32
+    cli("predict", *common, "--model", "models/imported.json", "--method", "nnunet_cect",
+        "--pairs", "P003__P003", "--images", "h108/P003/cect.nii",
+        "--predictions", "pred_imported/P003__P003.nii.gz", "--runtimes", "rt2/P003.json",
+        cwd=tmp_path)
+    again = sitk.ReadImage(str(tmp_path / "pred_imported/P003__P003.nii.gz"))
+    assert np.array_equal(sitk.GetArrayViewFromImage(again), sitk.GetArrayViewFromImage(mask))
+    check_pretrained_model_refusals(tmp_path / finetuned["model_folder"], tmp_path)
+
+
+def check_pretrained_model_refusals(model: Path, tmp_path: Path) -> None:
+    """What would fail silently with a model trained for something else is refused, named."""
+    from baselines.nnunet.pretrained import PretrainedModelError, check_model
+    from baselines.nnunet.settings import PretrainedModels
+
+    with pytest.raises(PretrainedModelError, match=r"no label \['tumor'\] among its labels "
+                                                    r"\['background', 'liver'\]"):
+        check_model(model, PretrainedModels(liver_labels=("tumor",)))
+    with pytest.raises(PretrainedModelError, match="fold_3/checkpoint_final.pth: checkpoint"):
+        check_model(model, PretrainedModels(fold=3))
+    for name, edit, problem in (
+        ("dataset.json", lambda d: d.update(channel_names={"0": "T1", "1": "T2"}),
+         "2 input channels"),
+        ("plans.json", lambda d: d["configurations"]["3d_fullres"].update(
+            normalization_schemes=["ZScoreNormalization"]), "not CTNormalization"),
+    ):
+        copy = tmp_path / "bad" / name / model.name
+        shutil.copytree(model, copy)
+        data = json.loads((copy / name).read_text())
+        edit(data)
+        (copy / name).write_text(json.dumps(data))
+        with pytest.raises(PretrainedModelError, match=problem):
+            check_model(copy, PretrainedModels())
+    with pytest.raises(PretrainedModelError, match="not an nnU-Net model folder name"):
+        check_model(model.parent, PretrainedModels())
+
+
+def test_users_nnunet_folders_are_used_and_never_overwritten(tmp_path: Path) -> None:
+    """nnUNet_raw/_preprocessed/_results set in the environment: the datasets go there (the
+    log says so); a dataset id of the pipeline's that holds another dataset, or another
+    experiment's, stops the run with the folder named."""
+    msd = [str(write_case(tmp_path / "msd" / f"liver_{i}", 100 + i, ("cect",))) for i in range(3)]
+    user = {name: str(tmp_path / "user" / name) for name in environment.FOLDER_VARIABLES}
+    env = {**os.environ, **user}
+    prepare = [sys.executable, "-m", "baselines.nnunet", "prepare", "--settings",
+               json.dumps(SETTINGS), "--threads", "1", "--msd-cases", *msd, "--train-cases",
+               *msd[:2], "--val-cases", msd[2], "--targets", "cect"]
+    run = lambda root: subprocess.run(  # noqa: E731
+        [*prepare, "--root", root, "--summary", f"{root}/summary.json"], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=600)
+    first = run("first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"nnUNet_raw={user['nnUNet_raw']} (environment)" in first.stderr
+    assert (Path(user["nnUNet_raw"]) / "Dataset501_MSDLiver" / "dataset.json").is_file()
+    assert not (tmp_path / "first" / "raw").exists()
+    summary = json.loads((tmp_path / "first/summary.json").read_text())
+    assert summary["nnunet_folders"]["nnUNet_preprocessed"].endswith("(environment)")
+    other = run("second")  # another experiment, the same folders
+    assert other.returncode == 2 and "Dataset501_MSDLiver: written by" in other.stderr
+    shutil.rmtree(Path(user["nnUNet_raw"]) / "Dataset501_MSDLiver")
+    (Path(user["nnUNet_results"]) / "Dataset501_TheirLiver").mkdir()
+    foreign = run("first")
+    assert foreign.returncode == 2
+    assert "holds dataset 501 (Dataset501_TheirLiver)" in foreign.stderr
 
 
 def test_small_configuration_follows_the_plans_axes() -> None:

@@ -322,8 +322,12 @@ def test_cli_train_then_predict(tmp_path):
     model_dir = tmp_path / "models" / "regsegnet"
     trained = _cli("train", "--settings", settings, "--threads", "1",
                    "--train-pairs", str(pairs["P1__P1"]), str(pairs["P2__P1"]),
-                   "--val-pairs", str(pairs["P2__P2"]), "--out", str(model_dir), "--no-progress")
+                   "--val-pairs", str(pairs["P2__P2"]), "--out", str(model_dir))
     assert trained.returncode == 0, trained.stderr
+    # one line per epoch (README, "Following a run"); no progress bar outside a terminal
+    assert re.search(r"^regsegnet epoch 1/1: loss -?\d+\.\d{4} mi .* bending .* \| val_dice "
+                     r"\d\.\d{4} \| \d+\.\d s$", trained.stderr, re.M), trained.stderr
+    assert "\r" not in trained.stderr and "it/s" not in trained.stderr
     assert torch.load(model_dir / "model.pt", weights_only=True)["shape"] == list(shape)
     header = (model_dir / "losses.csv").read_text().splitlines()[0]
     assert header == "epoch,cascade,iterations,loss,mi,dice,bending,val_dice,seconds"

@@ -32,6 +32,7 @@ from baselines.deepmedic.settings import SECTION, Settings
 from baselines.deepmedic.train import STAGES, train_stage
 from liverbench.cli import aligned, run_cli
 from liverbench.data.preprocess import WorkingGrid
+from liverbench.progress import show_bars
 from liverbench.settings import read_settings
 
 
@@ -97,7 +98,7 @@ def run_train(args: argparse.Namespace) -> None:
         losses_path=args.losses,
         checkpoint_path=args.checkpoint,
         fingerprint={"images": args.images, "labels": args.labels},
-        progress=not args.no_progress,
+        progress=not args.no_progress and show_bars(),
     )
 
 

@@ -37,6 +37,7 @@ from baselines.deepmedic.predict import segment
 from baselines.deepmedic.sampling import IGNORE, SegmentSampler, Volume
 from baselines.deepmedic.settings import Settings
 from liverbench.data.io import write_text
+from liverbench.progress import log_epoch
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,9 @@ def train_stage(
                "lr": lr, "seconds": time.perf_counter() - clock, "val_dsc": math.nan}
         if val_volumes and (iteration % settings.validate_every == 0 or iteration == total):
             row["val_dsc"] = validate(model, val_volumes, settings, device)
-            log.info("%s iteration %d: validation DSC %.3f", stage, iteration, row["val_dsc"])
         history.append(row)
+        if iteration % settings.validate_every == 0 or iteration == total:
+            _log_epoch(stage, history, settings.validate_every, total)
         bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
         if iteration % settings.checkpoint_every == 0 and iteration < total:
             _save_checkpoint(checkpoint_path, identity, iteration, model, optimiser, sampler,
@@ -164,6 +166,19 @@ def train_stage(
     checkpoint_path.unlink(missing_ok=True)
     return model
 
+
+
+def _log_epoch(stage: str, history: list[dict], validate_every: int, total: int) -> None:
+    """One line per epoch (`validate_every` iterations) into the job's log
+    (liverbench.progress): mean loss, validation DSC, seconds."""
+    rows = [row for row in history if row["stage"] == stage and row["epoch"] == history[-1][
+        "epoch"]]
+    before = [row["seconds"] for row in history if row["stage"] == stage
+              and row["epoch"] < history[-1]["epoch"]]
+    log_epoch(f"deepmedic {stage}", math.ceil(rows[-1]["iteration"] / validate_every),
+              math.ceil(total / validate_every),
+              {"loss": float(np.mean([row["loss"] for row in rows]))},
+              ("val_dsc", rows[-1]["val_dsc"]), rows[-1]["seconds"] - max(before, default=0.0))
 
 def validate(model: DeepMedic, volumes: Sequence[Volume], settings: Settings,
              device: torch.device) -> float:

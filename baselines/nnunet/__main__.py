@@ -1,4 +1,4 @@
-"""Command line: `python -m baselines.nnunet prepare|pretrain|train|predict ...`.
+"""Command line: `python -m baselines.nnunet prepare|pretrain|train|import|predict ...`.
 
     python -m baselines.nnunet prepare --root EXP/nnunet --settings '{...}' --threads 2 \
         --msd-cases EXP/data/msd/liver_0 ... --train-cases EXP/data/h108/P001 ... \
@@ -10,6 +10,8 @@
     python -m baselines.nnunet train --root EXP/nnunet --settings '{...}' --target ncect \
         --seed 0 --pretrained EXP/models/nnunet/pretrain_cect.json \
         --out EXP/models/nnunet/ncect.json --losses EXP/models/nnunet/ncect_losses.csv
+    python -m baselines.nnunet import --root EXP/nnunet --settings '{...}' --target cect \
+        --out EXP/models/nnunet/cect.json --losses EXP/models/nnunet/cect_losses.csv
     python -m baselines.nnunet predict --settings '{...}' --threads 2 \
         --model EXP/models/nnunet/ncect.json --method nnunet_ncect --pairs P003__P003 ... \
         --images EXP/data/h108/P003/ncect.nii.gz ... \
@@ -77,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="model record of the pretraining (fine-tune from it)")
         command.set_defaults(func=_train_command)
 
+    imported = commands.add_parser("import", help="check a trained model folder the config "
+                                   "names (pretrained_model) and write its model record")
+    common(imported)
+    imported.add_argument("--root", type=Path, required=True)
+    imported.add_argument("--target", choices=TARGETS, required=True)
+    imported.add_argument("--out", type=Path, required=True, help="model record (JSON)")
+    imported.add_argument("--losses", type=Path, help="the (empty) loss CSV to write")
+    imported.set_defaults(func=_import)
+
     predict = commands.add_parser("predict", help="segment one image per pair, timed per pair")
     common(predict)
     predict.add_argument("--model", type=Path, required=True, help="model record (JSON)")
@@ -120,11 +131,29 @@ def _train_command(args: argparse.Namespace) -> None:
     write_json(record, args.out)
 
 
+def _import(args: argparse.Namespace) -> None:
+    settings, threads = _settings(args)
+    folder = settings.pretrained_model.folder(args.target)
+    if not folder:
+        raise InputError(f"nnunet.pretrained_model.{args.target} is not set")
+    configure(args.root, threads)
+    from baselines.nnunet.environment import folder_sources
+    from baselines.nnunet.pretrained import check_model
+
+    record = check_model(folder, settings.pretrained_model)
+    record.update(nnunet_root=str(args.root), nnunet_folders=folder_sources(args.root))
+    print(f"{args.target}: {folder} ({record['configuration']}, fold {record['fold']}, liver "
+          f"labels {record['liver_labels']}) used instead of training", flush=True)
+    if args.losses is not None:
+        _write_losses([], "import", args.losses)
+    write_json(record, args.out)
+
+
 def _predict(args: argparse.Namespace) -> None:
     settings, threads = _settings(args)
     jobs = aligned(args, "pairs", "images", "predictions", "runtimes")
     record = _load_record(args.model)
-    configure(Path(record["model_folder"]).parents[2], threads)
+    configure(record.get("nnunet_root") or Path(record["model_folder"]).parents[2], threads)
     from baselines.nnunet.predict import predict_pairs
 
     predict_pairs(record, settings, args.method, jobs, threads)

@@ -9,6 +9,7 @@ named, and not deep inside nnU-Net's worker processes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ DATASETS = {
     "ncect": (503, "CohortNCECT"),
 }
 FILE_ENDING = ".nii.gz"
+MARKER = "regsegbench.json"  # in each raw dataset folder: the experiment that wrote it
 
 
 def dataset_name(key: str) -> str:
@@ -61,8 +63,37 @@ def cases_from_folders(folders: Sequence[str | os.PathLike], image: str) -> list
     return cases
 
 
-def write_raw_dataset(raw_root: Path, key: str, cases: Sequence[Case], description: str) -> Path:
-    """Write `raw_root/DatasetXXX_Name/` (imagesTr, labelsTr, dataset.json) from scratch."""
+def check_owner(paths: dict[str, Path], owner: str) -> None:
+    """In nnU-Net folders shared with other work (the user's `nnUNet_*` variables), refuse
+    to touch a dataset id of this pipeline that holds another dataset, or this pipeline's
+    dataset written by another experiment (`MARKER`): nothing of theirs is overwritten."""
+    for key in DATASETS:
+        ours = dataset_name(key)
+        for variable, root in paths.items():
+            for found in sorted(root.glob(f"Dataset{dataset_id(key):03d}_*")):
+                if found.name != ours:
+                    raise InputError(
+                        f"{found}: {variable} holds dataset {dataset_id(key)} ({found.name}), "
+                        f"an id regsegbench uses for {ours}; unset {variable} to use the "
+                        "pipeline's own folders")
+        folder = paths["nnUNet_raw"] / ours
+        if folder.exists():
+            marker = folder / MARKER
+            written_by = (json.loads(marker.read_text(encoding="utf-8")).get("experiment")
+                          if marker.is_file() else None)
+            if written_by != owner:
+                raise InputError(
+                    f"{folder}: written by {written_by or 'something other than regsegbench'}"
+                    f", not this experiment ({owner}); its datasets and models would be "
+                    "overwritten. Unset the nnUNet_* variables to use the pipeline's folders")
+
+
+def write_raw_dataset(raw_root: Path, key: str, cases: Sequence[Case], description: str,
+                      owner: str = "") -> Path:
+    """Write `raw_root/DatasetXXX_Name/` (imagesTr, labelsTr, dataset.json) from scratch.
+
+    Images are relative symbolic links to the case files, not copies (the MSD cohort alone is
+    131 CTs); labels are written as 0/1 masks. `owner` (the experiment) goes into MARKER."""
     if not cases:
         raise InputError(f"nnU-Net dataset {dataset_name(key)}: no cases")
     folder = raw_root / dataset_name(key)
@@ -73,8 +104,10 @@ def write_raw_dataset(raw_root: Path, key: str, cases: Sequence[Case], descripti
     for case in cases:
         image = read_image(case.image)
         label = read_mask(case.label, image, case.image)
-        shutil.copyfile(case.image, folder / "imagesTr" / f"{case.name}_0000{FILE_ENDING}")
+        link = folder / "imagesTr" / f"{case.name}_0000{FILE_ENDING}"
+        link.symlink_to(os.path.relpath(Path(case.image).resolve(), link.parent.resolve()))
         write_image(label, folder / "labelsTr" / f"{case.name}{FILE_ENDING}")
+    write_json({"experiment": owner, "written_by": "regsegbench"}, folder / MARKER)
     write_json(
         {
             "name": dataset_name(key),

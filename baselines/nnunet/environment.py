@@ -22,14 +22,24 @@ SCHEDULE_VARIABLES = {
 }
 
 
+FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+# The user's own nnU-Net folders, as this process found them: `configure` sets the same
+# variables for nnU-Net, and a later call must not take those for the user's.
+USER_FOLDERS = {name: os.environ[name] for name in FOLDER_VARIABLES if os.environ.get(name)}
+
+
 def folders(root: str | os.PathLike) -> dict[str, Path]:
-    """nnU-Net's three folders under one root (e.g. results/EXP/nnunet)."""
+    """nnU-Net's three folders: the user's where their variable is set (an nnU-Net user's
+    datasets and models live there), else the pipeline's own under `root` (EXP/nnunet)."""
     root = Path(root)
-    return {
-        "nnUNet_raw": root / "raw",
-        "nnUNet_preprocessed": root / "preprocessed",
-        "nnUNet_results": root / "results",
-    }
+    own = dict(zip(FOLDER_VARIABLES, (root / "raw", root / "preprocessed", root / "results")))
+    return {name: Path(USER_FOLDERS.get(name, own[name])) for name in FOLDER_VARIABLES}
+
+
+def folder_sources(root: str | os.PathLike) -> dict[str, str]:
+    """Each folder and where it comes from, for logs and records."""
+    return {name: f"{path} ({'environment' if name in USER_FOLDERS else 'pipeline'})"
+            for name, path in folders(root).items()}
 
 
 def configure(root: str | os.PathLike, threads: int,
@@ -47,6 +57,9 @@ def configure(root: str | os.PathLike, threads: int,
     for name, path in folders(root).items():
         path.mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(path.resolve())
+    print("nnU-Net folders: " + ", ".join(f"{name}={where}" for name, where
+                                          in folder_sources(root).items()),
+          file=sys.stderr, flush=True)
     os.environ["nnUNet_def_n_proc"] = str(threads)
     workers = threads if augmentation_workers is None else augmentation_workers
     os.environ["nnUNet_n_proc_DA"] = str(workers)

@@ -28,7 +28,7 @@ from nnunetv2.experiment_planning.plans_for_pretraining.move_plans_between_datas
 )
 
 from baselines.nnunet import datasets
-from baselines.nnunet.environment import folders
+from baselines.nnunet.environment import USER_FOLDERS, folder_sources, folders
 from baselines.nnunet.plans import add_small_configuration, describe
 from baselines.nnunet.settings import FULLRES, TARGETS, Settings
 from liverbench.errors import InputError
@@ -66,16 +66,19 @@ def prepare(
                          f"{sorted(missing)}; build those too (--targets)")
     paths = folders(root)
     raw, preprocessed = paths["nnUNet_raw"], paths["nnUNet_preprocessed"]
+    owner = str(Path(root).resolve())
+    if USER_FOLDERS:
+        datasets.check_owner(paths, owner)
     for key in datasets.DATASETS:  # derived data: always rebuilt from the cases
         shutil.rmtree(preprocessed / datasets.dataset_name(key), ignore_errors=True)
 
     msd_cases = datasets.cases_from_folders(msd_folders, "cect")
-    datasets.write_raw_dataset(raw, "msd", msd_cases, DESCRIPTIONS["msd"])
+    datasets.write_raw_dataset(raw, "msd", msd_cases, DESCRIPTIONS["msd"], owner)
     train_names = [Path(f).name for f in train_folders]
     val_names = [Path(f).name for f in val_folders]
     for target in targets:
         cases = datasets.cases_from_folders([*train_folders, *val_folders], target)
-        datasets.write_raw_dataset(raw, target, cases, DESCRIPTIONS[target])
+        datasets.write_raw_dataset(raw, target, cases, DESCRIPTIONS[target], owner)
 
     keys = ["msd", *targets]
     ids = [datasets.dataset_id(key) for key in keys]
@@ -92,6 +95,7 @@ def prepare(
         "small_configuration": settings.is_small,
         "why": _why(settings),
         "threads": threads,
+        "nnunet_folders": folder_sources(root),
         "datasets": {},
         "targets": {},
     }

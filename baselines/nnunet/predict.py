@@ -34,17 +34,19 @@ class Segmenter:
 
     def __init__(self, model_folder: str | os.PathLike, device: torch.device, *,
                  mirroring: bool = False, tile_step_size: float = 0.5,
-                 largest_component: bool = True, checkpoint: str = FINAL) -> None:
+                 largest_component: bool = True, checkpoint: str = FINAL,
+                 fold: int | str = FOLD, liver_labels: Sequence[int] = (LIVER,)) -> None:
         folder = Path(model_folder)
-        weights = folder / f"fold_{FOLD}" / checkpoint
+        weights = folder / f"fold_{fold}" / checkpoint
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: no trained nnU-Net model (train it first)")
+        self.liver_labels = list(liver_labels)
         self.predictor = nnUNetPredictor(
             tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=mirroring,
             perform_everything_on_device=device.type == "cuda", device=device, verbose=False,
             verbose_preprocessing=False, allow_tqdm=False,
         )
-        self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=(FOLD,),
+        self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=(fold,),
                                                             checkpoint_name=checkpoint)
         self.largest_component = largest_component
 
@@ -70,7 +72,8 @@ class Segmenter:
             labels = convert_predicted_logits_to_segmentation_with_correct_shape(
                 logits, predictor.plans_manager, predictor.configuration_manager,
                 predictor.label_manager, case["data_properties"])
-            mask = sitk.GetImageFromArray((np.asarray(labels) == LIVER).astype(np.uint8))
+            liver = np.isin(np.asarray(labels), self.liver_labels)  # MSD: liver and tumour
+            mask = sitk.GetImageFromArray(liver.astype(np.uint8))
             mask.CopyInformation(image)
             return keep_largest_component(mask) if self.largest_component else mask
 
@@ -103,7 +106,10 @@ def predict_pairs(
     with Stopwatch() as loading:
         segmenter = Segmenter(record["model_folder"], device, mirroring=mirroring,
                               tile_step_size=settings.tile_step_size,
-                              largest_component=settings.largest_component)
+                              largest_component=settings.largest_component,
+                              checkpoint=Path(record["checkpoint"]).name,
+                              fold=record.get("fold", FOLD),
+                              liver_labels=record.get("liver_labels", [LIVER]))
     with Stopwatch() as warmup:
         segmenter.segment(read_image(jobs[0][1]))
     print(f"model loaded in {loading.seconds:.1f} s, warm-up {warmup.seconds:.1f} s", flush=True)

@@ -62,6 +62,38 @@ class SmallNetwork(SettingsBase):
 
 
 @dataclass(frozen=True)
+class PretrainedModels(SettingsBase):
+    """`pretrained_model:` trained nnU-Net v2 model folders used instead of training a target
+    (baselines/nnunet/pretrained.py checks them); paths from the working directory."""
+
+    cect: str | None = None  # the CECT segmenter (Elastix + CNN's phase 1)
+    ncect: str | None = None  # the nCECT baseline, method nnunet_ncect
+    fold: int | str = 0  # the fold folder (fold_N), or "all"
+    checkpoint: str = "checkpoint_final.pth"
+    liver_labels: tuple[str, ...] = ("liver",)  # dataset.json label names: the liver
+
+    def validate(self) -> None:
+        self.check(self.fold == "all" or (isinstance(self.fold, int) and self.fold >= 0),
+                   "fold", f"must be a fold number >= 0 or 'all', got {self.fold!r}")
+        self.check(bool(self.checkpoint) and "/" not in self.checkpoint, "checkpoint",
+                   f"must be a file name in the fold folder, got {self.checkpoint!r}")
+        self.check(len(self.liver_labels) >= 1, "liver_labels", "must name >= 1 label")
+
+    def folder(self, target: str) -> str | None:
+        return getattr(self, target)
+
+    def files(self, target: str) -> list[str]:
+        """The files a target's model record is made from (the import rule's inputs)."""
+        folder = self.folder(target)
+        return [f"{folder}/plans.json", f"{folder}/dataset.json",
+                f"{folder}/fold_{self.fold}/{self.checkpoint}"]
+
+    def imported(self, targets: tuple[str, ...] | list[str] = TARGETS) -> list[str]:
+        """The targets whose model comes from a folder, not from training."""
+        return [target for target in targets if self.folder(target)]
+
+
+@dataclass(frozen=True)
 class Settings(SettingsBase):
     """Everything the CLI needs besides paths."""
 
@@ -84,6 +116,8 @@ class Settings(SettingsBase):
     # cores, a GPU's need; their batches arrive in any order); None: the training's threads
     augmentation_workers: int | None = 0
     gpu: int = 0  # GPUs the training rules request from a cluster (the paper scale asks for 1)
+    # Your trained nnU-Net models, per target, instead of training here (docs/nnunet.md)
+    pretrained_model: PretrainedModels = field(default_factory=PretrainedModels)
 
     @property
     def is_small(self) -> bool:

@@ -24,7 +24,7 @@ import torch
 from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
 
 from baselines.nnunet import datasets
-from baselines.nnunet.environment import folders, set_schedule
+from baselines.nnunet.environment import folder_sources, folders, set_schedule
 from baselines.nnunet.settings import Schedule
 
 TRAINER = "nnUNetTrainerShort"
@@ -103,6 +103,9 @@ def train(
         "fold": FOLD,
         "model_folder": str(folder),
         "checkpoint": str(fold_dir / FINAL),
+        "liver_labels": [1],
+        "nnunet_root": str(root),
+        "nnunet_folders": folder_sources(root),
         "pretrained_weights": str(pretrained) if pretrained else None,
         "schedule": asdict(schedule),
         "resumed": resume,

@@ -364,6 +364,13 @@ def training_curves(
     (BOOKKEEPING_COLUMNS: iteration counts, timings, learning rate)."""
     if "epoch" not in losses.columns:
         raise ValueError("training CSV needs an 'epoch' column")
+    if losses.empty:  # a model brought, not trained here (nnunet.pretrained_model)
+        figure, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no training in this run: the model was imported",
+                ha="center", va="center")
+        ax.set_axis_off()
+        figure.suptitle(title or "Training curves")
+        return figure
     group = next((c for c in GROUP_COLUMNS if c in losses.columns), None)
     if columns is None:
         columns = [c for c in losses.columns if c not in ("epoch", group, *BOOKKEEPING_COLUMNS)

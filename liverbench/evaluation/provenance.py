@@ -35,6 +35,7 @@ PACKAGES = (
     "itk", "SimpleITK", "snakemake", "numpy", "scipy", "pandas", "matplotlib", "seaborn",
     "PyYAML", "jsonschema", "pydicom", "tabulate",
 )
+NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
     "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "nnUNet_def_n_proc", "nnUNet_n_proc_DA",
@@ -136,6 +137,9 @@ def collect(config: Mapping[str, Any], with_gpu: bool = True) -> dict[str, Any]:
         "cpu_usable": usable,
         "gpu": gpu_info() if with_gpu else {"available": None, "reason": "not probed"},
         "thread_environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        # the user's nnU-Net folders, which nnU-Net then uses (docs/nnunet.md); unset: the
+        # pipeline's own under results/<experiment>/nnunet
+        "nnunet_folders": {name: os.environ.get(name) for name in NNUNET_FOLDER_VARIABLES},
         "packages": package_versions(),
         "git_commit": git_commit(root),
         "seeds": find_seeds(config),
@@ -158,6 +162,9 @@ def to_markdown(record: Mapping[str, Any]) -> str:
     ]
     lines += [f"- {k}: {v if v is not None else 'unset'}"
               for k, v in record["thread_environment"].items()]
+    lines += ["", "## nnU-Net folders", ""]
+    lines += [f"- {k}: {v or 'unset: the pipeline folders'}"
+              for k, v in record["nnunet_folders"].items()]
     lines += ["", "## Packages", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v or 'not installed'} |" for k, v in record["packages"].items()]
     lines += ["", "## Seeds", ""]
@@ -179,6 +186,8 @@ def to_html(record: Mapping[str, Any]) -> str:
     sections = [
         ("Machine", rows(machine)),
         ("Threads", rows({k: v or "unset" for k, v in record["thread_environment"].items()})),
+        ("nnU-Net folders", rows({k: v or "unset: the pipeline folders"
+                                  for k, v in record["nnunet_folders"].items()})),
         ("Packages", rows({k: v or "not installed" for k, v in record["packages"].items()})),
         ("Seeds", rows(record["seeds"])),
     ]

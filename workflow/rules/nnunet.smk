@@ -4,6 +4,8 @@
 #                      plans (+ the small extra configuration at demo/smoke), preprocessing
 #   nnunet_pretrain    the MSD cohort with a target's moved plans (the `pretraining` sources)
 #   nnunet_train       a target, from the pretrained weights (`pretraining`) or from scratch
+#   nnunet_import      a target's model from a trained model folder the user brings
+#                      (nnunet.pretrained_model), instead of prepare/pretrain/train
 #   nnunet_ncect_predict  method nnunet_ncect: nnU-Net on the original nCECT of each test pair
 # The CECT model serves elastix_cnn (elastix_cnn.smk), the nCECT model both methods.
 
@@ -15,7 +17,11 @@ NNUNET_ROOT = LAYOUT.method_dir("nnunet")
 # Cohort datasets the requested methods need (nnunet_ncect: nCECT; elastix_cnn: both), and
 # those whose plans their pretraining uses.
 NNUNET_NEEDED = ["cect", "ncect"] if "elastix_cnn" in METHODS else ["ncect"]
-NNUNET_TARGETS = sorted({*NNUNET_NEEDED, *NNUNET_SETTINGS.pretraining_sources(NNUNET_NEEDED)})
+# Targets whose model the user brings (nnunet.pretrained_model, docs/nnunet.md): imported,
+# not trained; the rest are trained, and prepared with the plans their pretraining needs.
+NNUNET_IMPORTED = NNUNET_SETTINGS.pretrained_model.imported(NNUNET_NEEDED)
+NNUNET_TRAINED = [target for target in NNUNET_NEEDED if target not in NNUNET_IMPORTED]
+NNUNET_TARGETS = sorted({*NNUNET_TRAINED, *NNUNET_SETTINGS.pretraining_sources(NNUNET_TRAINED)})
 NNUNET_COHORT = SPLITS["train"] + SPLITS["val"]
 
 
@@ -37,7 +43,36 @@ NNUNET_TRAIN_THREADS = NNUNET["train_threads"] or NNUNET["threads"]
 NNUNET_MEMORY_MB = 6000 if NNUNET_SETTINGS.is_small else 32000
 
 
-if TRAINING:  # an external test cohort uses the experiment's models
+if TRAINING and NNUNET_IMPORTED:
+
+    rule nnunet_import:
+        input:
+            lambda wildcards: NNUNET_SETTINGS.pretrained_model.files(wildcards.target),
+        output:
+            model=LAYOUT.model_file("nnunet", "{target}.json"),
+            losses=LAYOUT.model_file("nnunet", "{target}_losses.csv"),
+        wildcard_constraints:
+            target="|".join(NNUNET_IMPORTED),
+        params:
+            root=NNUNET_ROOT,
+            settings=settings_json("nnunet"),
+        benchmark:
+            LAYOUT.benchmark("nnunet", "import_{target}")
+        log:
+            LAYOUT.log("nnunet", "import_{target}"),
+        conda:
+            "../../envs/nnunet.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        shell:
+            "python -m baselines.nnunet import --root {params.root:q} "
+            "--settings {params.settings:q} --threads {threads} --target {wildcards.target:q} "
+            "--out {output.model:q} --losses {output.losses:q} > {log:q} 2>&1"
+
+
+if TRAINING and NNUNET_TRAINED:  # an external test cohort uses the experiment's models
 
     rule nnunet_prepare:
         input:
@@ -113,7 +148,7 @@ if TRAINING:  # an external test cohort uses the experiment's models
             model=LAYOUT.model_file("nnunet", "{target}.json"),
             losses=LAYOUT.model_file("nnunet", "{target}_losses.csv"),
         wildcard_constraints:
-            target="cect|ncect",
+            target="|".join(NNUNET_TRAINED),
         params:
             root=NNUNET_ROOT,
             settings=settings_json("nnunet"),

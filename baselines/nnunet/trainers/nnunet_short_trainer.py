@@ -13,6 +13,7 @@ folder named in `nnUNet_extTrainer`, e.g. for `nnUNetv2_train ... -tr nnUNetTrai
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -51,3 +52,17 @@ class nnUNetTrainerShort(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming convent
         self.num_val_iterations_per_epoch = _positive_int(VAL_ITERATIONS)
         # Short schedules: keep every epoch resumable (nnU-Net's default is every 50).
         self.save_every = 1
+
+    def on_epoch_end(self) -> None:
+        """nnU-Net's own epoch lines (its log file and stdout), then the pipeline's one line
+        per epoch on stderr, in the format of every training rule's log
+        (liverbench.progress.epoch_line; not imported: this module stays project-free)."""
+        epoch = self.current_epoch + 1
+        super().on_epoch_end()
+        value = self.logger.get_value
+        seconds = value("epoch_end_timestamps", step=-1) - value("epoch_start_timestamps", step=-1)
+        print(f"nnunet {self.plans_manager.dataset_name} epoch {epoch}/{self.num_epochs}: "
+              f"train_loss {value('train_losses', step=-1):.4f} "
+              f"val_loss {value('val_losses', step=-1):.4f} | "
+              f"ema_pseudo_dice {value('ema_fg_dice', step=-1):.4f} | {seconds:.1f} s",
+              file=sys.stderr, flush=True)
