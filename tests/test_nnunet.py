@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import run_snakemake
 
 from baselines.nnunet import datasets, environment
 from baselines.nnunet.plans import add_small_configuration, describe
@@ -331,3 +332,24 @@ def test_training_with_in_process_augmentation_is_reproducible(tmp_path: Path) -
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_a_brought_model_replaces_training_in_the_dag(tmp_path: Path) -> None:
+    """With both targets' models brought (nnunet.pretrained_model), the DAG imports them and
+    runs no nnU-Net preparation, pretraining or training; with one, the other is trained."""
+    model = tmp_path / "mine/Dataset003_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres"
+    (model / "fold_0").mkdir(parents=True)
+    for name in ("plans.json", "dataset.json", "fold_0/checkpoint_final.pth"):
+        (model / name).write_text("{}")
+    methods = "methods=[identity,elastix_cnn,nnunet_ncect]"
+    jobs = {}
+    for name, brought in (("both", f"{{cect: {model}, ncect: {model}}}"),
+                          ("cect", f"{{cect: {model}}}")):
+        result = run_snakemake(tmp_path, "--config", "scale=smoke", f"experiment={name}",
+                               methods, f"nnunet={{pretrained_model: {brought}}}", "-n")
+        assert result.returncode == 0, result.stderr[-3000:]
+        jobs[name] = re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)
+    both, cect = dict(jobs["both"]), dict(jobs["cect"])
+    assert both["nnunet_import"] == "2"
+    assert not {"nnunet_prepare", "nnunet_pretrain", "nnunet_train"} & set(both)
+    assert cect["nnunet_import"] == "1" and cect["nnunet_train"] == "1"
