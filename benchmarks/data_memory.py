@@ -3,13 +3,14 @@ benchmark script, not a test).
 
 Makes one paper-size phantom patient, puts its CECT and nCECT (and masks) on a grid of the
 given size (default 512 x 512 x 600, the size of a diagnostic abdominal CT), writes them as a
-user's files would come (int16 .nii.gz), then runs the three data steps as the workflow does
-(`python -m liverbench.data standardize-h108`, `preprocess`, `pair`), each in its own process,
+user's files would come (int16 .nii.gz), then runs the data steps as the workflow does
+(`python -m liverbench.data standardize-h108`, `preprocess`, `pair`), and derives a patient
+from the CECT (`python -m liverbench.data.derive`, docs/derived.md), each in its own process,
 and prints per step the peak resident memory (VmHWM, as each step's process reads it at
-exit; one thread, as the rules run) and the
-`mem_mb` the rule declares for these files (liverbench.data.memory, from the image headers).
+exit; one thread, as the rules run) and the `mem_mb` the rule declares for these files
+(liverbench.data.memory, from the image headers).
 
-    python benchmarks/data_memory.py [--size 512 512 600] [--workdir DIR] [--keep]
+    python benchmarks/data_memory.py [--size 512 512 600] [--workdir DIR] [--scale paper]
 
 Exit code 1 when a step used more than its rule declares (a Slurm cluster would kill it).
 """
@@ -31,7 +32,7 @@ from liverbench.data import memory
 from liverbench.layout import image_file
 from liverbench.runtime import module_peak_mb
 
-STEPS = ("standardize", "preprocess", "pair")
+STEPS = ("standardize", "preprocess", "pair", "derive")
 
 
 def make_case(size_xyz: list[int], work: Path) -> dict[str, Path]:
@@ -93,19 +94,26 @@ def main() -> int:
                         "--prealign-out", str(pair / "prealign.tfm"),
                         "--timing-out", str(pair / "timing.json")],
     }
+    derive_csv = work / "derive.csv"
+    derive_csv.write_text(f"patient_id,cect,cect_liver\nD001,{files['cect']},"
+                          f"{files['cect_liver']}\n")
+    commands["derive"] = ["--source", str(derive_csv), "--out", str(work / "derived"),
+                          "--seed", "1", "--only", "D001"]
     inputs = {
         "standardize": list(files.values()),
         "preprocess": [image_file(str(case), n) for n in ("cect", "cect_liver", "ncect",
                                                           "ncect_liver")],
         "pair": [image_file(str(case), n) for n in ("cect", "cect_liver", "ncect",
                                                     "ncect_liver")],
+        "derive": [files["cect"], files["cect_liver"]],
     }
     print(f"CT {args.size[0]} x {args.size[1]} x {args.size[2]} (int16), working grid "
           f"{config['preprocess']['shape']}, {os.cpu_count()} cores")
     print(f"{'step':<12} {'peak MB':>8} {'declared MB':>12}")
     over = False
     for step in STEPS:
-        used = module_peak_mb("liverbench.data", commands[step], {"OMP_NUM_THREADS": "1"})
+        module = "liverbench.data.derive" if step == "derive" else "liverbench.data"
+        used = module_peak_mb(module, commands[step], {"OMP_NUM_THREADS": "1"})
         declared = memory.data_rule_mb(step, inputs[step])
         over |= used > declared
         print(f"{step:<12} {used:>8.0f} {declared:>12}" + ("  OVER" if used > declared else ""))

@@ -55,7 +55,7 @@ if DERIVED:
             "../../envs/core.yaml"
         threads: 1
         resources:
-            mem_mb=4000,
+            mem_mb=data_memory("derive"),
             runtime=15,
         shell:
             "python -m liverbench.data.derive --source {params.source:q} --out {params.root:q} "
