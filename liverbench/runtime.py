@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -35,6 +36,10 @@ RUNTIME_KEYS = (
     "threads",
     "peak_memory_mb",
 )
+# Columns of any table that record how a run went (seconds, memory, device, threads, timed
+# stages), not what it computed: two runs of one configuration differ there and nowhere else
+# (scripts/fault_injection.py, tests/test_slurm.py compare the rest).
+RUNTIME_COLUMN = re.compile(r"second|runtime|time|memory|device|threads|cpu|stages", re.I)
 OK = "ok"
 FAILED = "failed"
 # The pair step's stages (liverbench.data pair), as the records of the methods that use the

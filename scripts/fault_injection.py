@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from liverbench.runtime import RUNTIME_COLUMN
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = "faults"
 POINTS = ("standardize_h108", "pair", "regsegnet_train", "nnunet_train", "deepmedic_finetune",
@@ -40,9 +42,6 @@ POINTS = ("standardize_h108", "pair", "regsegnet_train", "nnunet_train", "deepme
 METHODS = ("identity", "rigid", "regsegnet", "regsegnet_c1", "elastix_cnn", "nnunet_ncect",
            "deepmedic")
 DATA_STAGE = ("raw", "data", "preprocessed", "pairs")
-RUNTIME_COLUMN = re.compile(r"second|runtime|time|memory|device|threads|cpu|stages", re.I)
-
-
 def snakemake(workdir: Path, methods: list[str], *extra: str) -> list[str]:
     methods_yaml = "[" + ", ".join(methods) + "]"
     return [str(Path(sys.executable).parent / "snakemake"),

@@ -37,6 +37,8 @@ import pytest
 import SimpleITK as sitk
 from snakemake.profiles import ProfileConfigFileParser
 
+from liverbench.runtime import RUNTIME_COLUMN
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
@@ -59,9 +61,6 @@ SITE_ENV = {
     "REGSEGBENCH_SLURM_TRAIN_RUNTIME": "30",
 }
 SITE_VARIABLES = [*SITE_ENV, "REGSEGBENCH_SLURM_GPU_PARTITION"]
-RUNTIME_COLUMN = re.compile(r"second|runtime|time|memory|device|threads|cpu|stages", re.I)
-
-
 def render_profile(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
     """The profile as Snakemake's parser turns it into command-line values."""
     for name in SITE_VARIABLES:
