@@ -22,7 +22,9 @@ nCECT mask restricts the fixed image, the CECT liver the moving one; elastix reg
 to nCECT (rigid, then B-spline), starting from the pair's pre-alignment when given;
 transformix carries the CECT liver to the nCECT grid, and writes the final mapping
 (pre-alignment, rigid, B-spline) as a displacement field. The input parameter maps, elastix's
-result transform and its log are kept in `{transforms-dir}/{pair}/`. All pairs run in one
+result transform and its log are kept in `{transforms-dir}/{pair}/`. With
+`parameter_files` in the settings, elastix runs the user's own parameter files instead of the
+schedule (docs/elastix_cnn.md, "Your own elastix parameter maps"). All pairs run in one
 process: loading elastix costs seconds once, and every pair is timed on its own. Bad input
 exits with status 2 and one line.
 """

@@ -12,7 +12,9 @@ is measured apart (`extra.seconds_startup_shared`).
 A pair elastix cannot register (no convergence, a warped liver of implausible size, an empty
 phase-1 mask) is a recorded failure (`liverbench.runtime.record_failure`): an empty mask, a
 runtime record with the reason, and the identity as its mapping file (not scored), so the
-other pairs and the table go on.
+other pairs and the table go on. A user parameter file elastix refuses
+(`elastix_cnn.parameter_files`) is a configuration error instead: it stops the job naming the
+file and line.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from baselines.elastix_cnn import mapping, registration
+from baselines.elastix_cnn.parameter_files import UserMaps, load
 from baselines.elastix_cnn.parameters import parameter_maps
 from baselines.elastix_cnn.settings import Settings
 from liverbench.data.io import read_image, read_mask, write_image, write_transform
@@ -66,10 +69,12 @@ def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
     with Stopwatch() as startup:
         _load_elastix()
     print(f"elastix loaded in {startup.seconds:.1f} s ({threads} threads)", flush=True)
+    user = user_maps(settings, threads)
     for files in jobs:
         start = time.perf_counter()
         try:
-            register_pair(files, settings, threads, transforms / files.pair, startup.seconds)
+            register_pair(files, settings, threads, transforms / files.pair, startup.seconds,
+                          user)
         except PairFailure as error:  # elastix failed, or a phase-1 mask is empty
             record_failure(METHOD, files.pair, str(error), read_image(files.ncect),
                            files.prediction, files.runtime,
@@ -77,11 +82,26 @@ def register_pairs(jobs: list[PairFiles], settings: Settings, threads: int,
             write_transform(sitk.Transform(3, sitk.sitkIdentity), files.mapping)
 
 
+def user_maps(settings: Settings, threads: int) -> UserMaps | None:
+    """The user's parameter files read by elastix's reader, overrides applied, each file's
+    digest and each override logged; None when the config's schedule is used."""
+    if settings.parameter_files is None:
+        return None
+    user = load(settings.parameter_files, threads)
+    for entry in user.digests:
+        print(f"elastix parameter file {entry['file']} sha256 {entry['sha256']}", flush=True)
+    for line in user.overridden:
+        print(f"pipeline override: {line}", flush=True)
+    return user
+
+
 def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Path,
-                  startup_seconds: float = 0.0) -> None:
+                  startup_seconds: float = 0.0, user: UserMaps | None = None) -> None:
     """Phases 2-4 for one pair, then its final mapping; parameter maps, result transform and
-    log go to `folder`."""
+    log go to `folder`. `user`: the user's parameter maps (`user_maps`), read once per job."""
     pair = files.pair
+    if user is None:
+        user = user_maps(settings, threads)
     stages, core = Stages(), ["registration"]
     if files.pair_timing is not None:  # the originals as read and the pre-alignment
         inherit_pair_step(stages, files.pair_timing, used=("read", "prealign"))
@@ -101,10 +121,11 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
                                                    settings.centre_livers)
         fixed_mask = registration.dilate_mm(ncect_coarse, settings.fixed_mask_dilation_mm)
         moving_mask = registration.dilate_mm(cect_liver, settings.moving_mask_dilation_mm)
-    maps = parameter_maps(settings, ncect.GetSpacing(), cect.GetSpacing(),
-                          prealigned=initial is not None)
+    maps = user.maps if user else parameter_maps(settings, ncect.GetSpacing(),
+                                                 cect.GetSpacing(), prealigned=initial is not None)
     result = registration.register(ncect, cect, fixed_mask, moving_mask, maps,
-                                   log_dir=folder, name=pair, initial=initial)
+                                   log_dir=folder, name=pair, initial=initial,
+                                   parameter_files=user.files if user else ())
     stages.add("registration", result.seconds)
     with stages("transformix"):
         warped = registration.transform_mask(cect_liver, result.transform_maps, ncect)
@@ -131,6 +152,7 @@ def register_pair(files: PairFiles, settings: Settings, threads: int, folder: Pa
             "liver_centroid_shift_mm": None if shift is None else [round(float(v), 2)
                                                                    for v in shift],
             "nnunet_included": files.cect_runtime is not None,
+            "parameter_files": user.digests if user else None,
         },
     ).write(files.runtime)
 

@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from baselines.elastix_cnn.mapping import Grid, on_grid
+from baselines.elastix_cnn.parameter_files import ParameterFileError, refused
 from baselines.elastix_cnn.parameters import ParameterMap, for_labels
 from liverbench.errors import PairFailure
 
@@ -105,9 +106,14 @@ def register(
     log_dir: Path | None = None,
     name: str = "",
     initial: ParameterMap | None = None,
+    parameter_files: Sequence[str] = (),
 ) -> Registration:
     """Register `moving` (CECT) to `fixed` (nCECT), the metric restricted by both masks,
-    starting from the `initial` transform map (the pre-alignment) when given."""
+    starting from the `initial` transform map (the pre-alignment) when given.
+
+    `parameter_files`: where `parameter_maps` came from (the user's files, in order): an
+    elastix error about one of their keys or values is then `ParameterFileError` naming the
+    file and line (a configuration error, for every pair), not this pair's failure."""
     import itk
 
     parameters = _parameter_object(parameter_maps)
@@ -128,8 +134,12 @@ def register(
                 log_file_name="elastix.log", **extra,
             )
         except RuntimeError as error:
-            raise RegistrationError(
-                f"{name}: elastix failed: {_elastix_reason(error, log_dir)}") from error
+            reason = f"{name}: elastix failed: {_elastix_reason(error, log_dir)}"
+            problem = refused(reason, log_dir / "elastix.log", parameter_files) if (
+                parameter_files) else None
+            if problem:
+                raise ParameterFileError(problem) from error
+            raise RegistrationError(reason) from error
         seconds = time.perf_counter() - started
     maps = [
         {key: list(transform.GetParameterMap(index)[key])

@@ -11,12 +11,16 @@ coincide before the Euler stage (without one, elastix's centre-of-gravity initia
 published). `mapping_spacing_mm` is the grid step of the written final mapping (a
 displacement field over the nCECT field of view; the true motion is stored at about the same
 step).
+`parameter_files` replaces the schedule by the user's own elastix parameter files, run in the
+given order as they are (`baselines.elastix_cnn.parameter_files`; paths from the working
+directory); each file must exist and parse, so a bad one stops the config, naming it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from baselines.elastix_cnn import parameter_files as user_files
 from liverbench.settings import SettingsBase
 
 Triple = tuple[float, float, float]
@@ -66,6 +70,9 @@ class Settings(SettingsBase):
     centre_livers: bool = True
     mapping_spacing_mm: float = 4.0
     threads: int = 2
+    # The user's elastix parameter files, in order; None: the schedule above (rigid, bspline,
+    # bins, grid_spacing_mm and bending_weight are then unused).
+    parameter_files: tuple[str, ...] | None = None
 
     def validate(self) -> None:
         # elastix's recursive pyramid (the rigid stage) shrinks by whole factors only.
@@ -80,3 +87,12 @@ class Settings(SettingsBase):
         self.check(0 < self.min_volume_ratio <= 1, "min_volume_ratio", "must lie in (0, 1]")
         self.check(self.mapping_spacing_mm > 0, "mapping_spacing_mm", "must be > 0")
         self.check(self.threads >= 1, "threads", "must be >= 1")
+        if self.parameter_files is not None:
+            files = self.parameter_files
+            self.check(isinstance(files, tuple) and len(files) >= 1
+                       and all(isinstance(name, str) and name for name in files),
+                       "parameter_files", f"a list of at least one file (elastix parameter "
+                       f"maps, run in order), or null for the schedule; got {files!r}")
+            for index, name in enumerate(files):
+                problem = user_files.problem(name)
+                self.check(problem is None, f"parameter_files[{index}]", str(problem))

@@ -2,6 +2,7 @@
 
     python -m liverbench.data standardize-h108 --patient P --sources cect=F cect_liver=F \\
         ncect=F ncect_liver=F [spect=F ncect_lungs=F] --out DIR
+        (a mask F may be RTSTRUCT_OR_SEG::LABEL, e.g. cect_liver=rt.dcm::Liver)
     python -m liverbench.data standardize-msd --root Task03_Liver --case liver_0 --out DIR
     python -m liverbench.data preprocess --case DIR --out DIR --settings '{"shape": ...}'
     python -m liverbench.data pair --moving F --moving-liver F --fixed F --fixed-liver F \\
@@ -93,17 +94,24 @@ def _grid(args: argparse.Namespace) -> WorkingGrid:
 
 
 def _standardize_h108(args: argparse.Namespace) -> None:
-    paths = {}
+    paths, labels = {}, {}
     for item in args.sources:
-        name, sep, path = item.partition("=")
+        name, sep, text = item.partition("=")
         if not sep or name not in adapters.IMAGE_COLUMNS:
             raise InputError(f"--sources: {item!r} is not NAME=PATH with NAME one of "
                              f"{list(adapters.IMAGE_COLUMNS)}")
+        try:
+            path, label = adapters.column_source(name, text)
+        except InputError as error:
+            raise InputError(f"--sources: {name}: {error}") from None
         paths[name] = Path(path)
+        if label is not None:
+            labels[name] = label
     missing = [c for c in CASE_FILES if c not in paths]
     if missing:
         raise InputError(f"--sources: patient {args.patient!r} lacks {missing}")
-    adapters.standardize_h108(adapters.ManifestRow(args.patient, paths), args.out)
+    adapters.standardize_h108(adapters.ManifestRow(args.patient, paths, labels=labels),
+                              args.out)
 
 
 def _standardize_msd(args: argparse.Namespace) -> None:
@@ -141,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient", required=True)
     p.add_argument("--sources", nargs="+", required=True, metavar="NAME=PATH",
                    help="the patient's manifest columns: cect, cect_liver, ncect, ncect_liver "
-                        "[, spect, ncect_lungs]")
+                        "[, spect, ncect_lungs]; a mask may be an RTSTRUCT ROI or DICOM-SEG "
+                        "segment, PATH::LABEL")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_standardize_h108)
 

@@ -2,8 +2,10 @@
 
 Two layouts are read: the Medical Segmentation Decathlon Task03_Liver layout (pretraining),
 and an H108-style manifest CSV, one row per patient, whose images may be NIfTI, NRRD, MHA
-or DICOM series folders. Both are checked thoroughly (geometry, binary masks, empty masks)
-and written as NIfTI in the original geometry; the inputs are only ever read.
+or DICOM series folders; a mask column may instead name a structure of an RTSTRUCT or a
+DICOM-SEG file as `path::label` (liverbench.data.dicom_masks), rasterised onto its CT. Both
+layouts are checked thoroughly (geometry, binary masks, empty masks) and written as NIfTI in
+the original geometry; the inputs are only ever read.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from liverbench.data.dicom_masks import join_source, read_mask_source, split_source
 from liverbench.data.io import (
     ImageError,
     geometry_summary,
     read_displacement,
     read_image,
-    read_mask,
     same_geometry,
     write_image,
     write_json,
@@ -38,6 +40,9 @@ REQUIRED_COLUMNS = ("patient_id", "cect", "cect_liver", "ncect", "ncect_liver")
 OPTIONAL_COLUMNS = ("spect", "ncect_lungs", "true_motion", "split")
 IMAGE_COLUMNS = ("cect", "cect_liver", "ncect", "ncect_liver", "spect", "ncect_lungs",
                  "true_motion")
+# Each mask column and the CT it lies on. Only these may name a structure of an RTSTRUCT or
+# DICOM-SEG file, `path::label` (docs/contracts.md, "Masks from clinical DICOM").
+MASK_COLUMNS = {"cect_liver": "cect", "ncect_liver": "ncect", "ncect_lungs": "ncect"}
 
 
 class ManifestError(InputError):
@@ -47,8 +52,15 @@ class ManifestError(InputError):
 @dataclass(frozen=True)
 class ManifestRow:
     patient_id: str
-    paths: dict[str, Path]  # column -> absolute path, only for columns given
+    paths: dict[str, Path]  # column -> absolute path of the file, only for columns given
     split: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # mask column -> ROI or segment
+
+    def sources(self) -> dict[str, str]:
+        """column -> the source as a manifest cell writes it (`path::label` where a structure
+        is named): what the workflow hands to standardize-h108 and the case record keeps."""
+        return {column: join_source(path, self.labels.get(column))
+                for column, path in self.paths.items()}
 
 
 def read_manifest(path: str | Path, check_files: Iterable[str] | None = None) -> list[ManifestRow]:
@@ -121,28 +133,45 @@ def table_path(table: Path, value: str) -> Path:
     return Path(value) if Path(value).is_absolute() else table.parent / value
 
 
+def column_source(column: str, text: str) -> tuple[str, str | None]:
+    """A manifest cell (or a `--sources` PATH) as (file, label); a label selects a structure
+    in an RTSTRUCT or DICOM-SEG file, so only a mask column takes one."""
+    path, label = split_source(text)
+    if label is not None and column not in MASK_COLUMNS:
+        raise ManifestError(f"{text!r}: '::' names a structure in an RTSTRUCT or DICOM-SEG "
+                            f"file, which only the mask columns {list(MASK_COLUMNS)} take")
+    return path, label
+
+
 def _parse_row(
     manifest: Path, line: int, record: dict[str, str], checked: set[str] | None
 ) -> ManifestRow:
     where = f"{manifest}, line {line}"
     patient = checked_patient_id(record, where)
     paths: dict[str, Path] = {}
+    labels: dict[str, str] = {}
     for column in IMAGE_COLUMNS:
         value = (record.get(column) or "").strip()
         if not value:
             if column in REQUIRED_COLUMNS:
                 raise ManifestError(f"{where}: column '{column}' is empty")
             continue
-        full = table_path(manifest, value)
+        try:
+            file, label = column_source(column, value)
+        except InputError as error:
+            raise ManifestError(f"{where}: column '{column}': {error}") from None
+        full = table_path(manifest, file)  # the file alone: `::label` is inside it
         if (checked is None or patient in checked) and not full.exists():
             raise ManifestError(
                 f"{where}: column '{column}' points to {full}, which does not exist"
             )
         paths[column] = full
+        if label is not None:
+            labels[column] = label
     split = (record.get("split") or "").strip() or None
     if split is not None and split not in SPLITS:
         raise ManifestError(f"{where}: split {split!r} is not one of {SPLITS}")
-    return ManifestRow(patient, paths, split)
+    return ManifestRow(patient, paths, split, labels)
 
 
 def as_hu(image: sitk.Image) -> sitk.Image:
@@ -166,7 +195,8 @@ def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
 
     One CT and its masks are held at a time, each image written as soon as it is checked:
     memory follows the largest scan, not the patient's sum (docs/speed.md, "The data steps
-    on a real-size CT")."""
+    on a real-size CT"). A mask given as an RTSTRUCT ROI or a DICOM-SEG segment is rasterised
+    onto its CT first (liverbench.data.dicom_masks)."""
     out_dir = Path(out_dir)
     written = []
 
@@ -174,12 +204,12 @@ def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
         write_image(image, image_file(str(out_dir), name))
         written.append(name)
 
-    for phase, masks in (("cect", ("cect_liver",)), ("ncect", ("ncect_liver", "ncect_lungs"))):
+    for phase in ("cect", "ncect"):
         ct = read_image(row.paths[phase])
         write(phase, as_hu(ct))
-        for name in masks:
-            if name in row.paths:
-                write(name, read_mask(row.paths[name], ct, row.paths[phase]))
+        for name in (n for n, of in MASK_COLUMNS.items() if of == phase and n in row.paths):
+            write(name, read_mask_source(row.paths[name], row.labels.get(name), ct,
+                                         row.paths[phase]))
         del ct
     if "spect" in row.paths:
         write("spect", sitk.Cast(read_image(row.paths["spect"]), sitk.sitkFloat32))
@@ -189,7 +219,7 @@ def standardize_h108(row: ManifestRow, out_dir: str | Path) -> dict[str, str]:
     record = {
         "patient_id": row.patient_id,
         "files": sorted(written),
-        "sources": {k: str(v) for k, v in row.paths.items()},
+        "sources": row.sources(),
     }
     write_json(record, out_dir / "case.json")
     return record

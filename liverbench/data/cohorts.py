@@ -54,7 +54,9 @@ def cohort_sources(
     from liverbench.data import adapters
 
     rows = adapters.read_manifest(cohort["manifest"])  # the one parse of the manifest
-    sources = {row.patient_id: {n: str(p) for n, p in row.paths.items()} for row in rows}
+    # a mask named inside an RTSTRUCT or DICOM-SEG stays `path::label`: the rule's input is
+    # the file alone (dicom_masks.source_file), the command gets the whole source
+    sources = {row.patient_id: row.sources() for row in rows}
     return sources, {row.patient_id: row.split for row in rows if row.split}
 
 

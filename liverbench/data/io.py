@@ -219,7 +219,21 @@ def read_mask(
     data error the user must see, not something to resample or threshold silently.
     """
     path = Path(path)
-    mask = read_image(path)
+    return check_mask(read_image(path), path, reference, reference_path,
+                      allow_empty=allow_empty)
+
+
+def check_mask(
+    mask: sitk.Image,
+    path: str | os.PathLike,
+    reference: sitk.Image | None = None,
+    reference_path: str | os.PathLike | None = None,
+    *,
+    allow_empty: bool = False,
+) -> sitk.Image:
+    """`read_mask`'s checks on a mask already in memory, as uint8 0/1; `path` names it in the
+    errors. A mask rasterised from an RTSTRUCT or a DICOM-SEG passes the same checks as a
+    mask file (liverbench.data.dicom_masks)."""
     values = _distinct_values(sitk.GetArrayViewFromImage(mask))
     if not set(values.tolist()) <= {0, 1} and not set(values.tolist()) <= {0, 255}:
         shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")

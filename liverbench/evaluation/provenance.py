@@ -7,13 +7,16 @@ The config is a file (the workflow writes the resolved config as `Layout.resolve
 only when it changes), so the record is rebuilt when the run's configuration changes.
 
 A table of runtimes means little without the machine and library versions behind it; this
-record travels with every report.
+record travels with every report. The user's own elastix parameter files
+(`elastix_cnn.parameter_files`) are recorded by name and SHA-256 of their content: the config
+holds only their names.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import html
 import importlib.metadata as metadata
 import json
@@ -33,7 +36,7 @@ from liverbench.runtime import cpu_name
 PACKAGES = (
     "torch", "torchvision", "monai", "nnunetv2", "dynamic-network-architectures", "itk-elastix",
     "itk", "SimpleITK", "snakemake", "numpy", "scipy", "pandas", "matplotlib", "seaborn",
-    "PyYAML", "jsonschema", "pydicom", "tabulate",
+    "PyYAML", "jsonschema", "pydicom", "highdicom", "scikit-image", "tabulate",
 )
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 THREAD_VARIABLES = (
@@ -99,6 +102,17 @@ def find_seeds(config: Any, prefix: str = "") -> dict[str, Any]:
     return seeds
 
 
+def elastix_parameter_files(config: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """`elastix_cnn.parameter_files` (paths from the working directory, like the run's) with
+    each file's SHA-256 (None where it is gone); None when the config's schedule is used."""
+    section = config.get("elastix_cnn")
+    files = section.get("parameter_files") if isinstance(section, Mapping) else None
+    if not files:
+        return None
+    return [{"file": str(name), "sha256": hashlib.sha256(Path(name).read_bytes()).hexdigest()
+             if Path(name).is_file() else None} for name in files]
+
+
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """A config file as a dict: JSON, or YAML (.yaml/.yml)."""
     path = Path(path)
@@ -143,6 +157,7 @@ def collect(config: Mapping[str, Any], with_gpu: bool = True) -> dict[str, Any]:
         "packages": package_versions(),
         "git_commit": git_commit(root),
         "seeds": find_seeds(config),
+        "elastix_parameter_files": elastix_parameter_files(config),
         "config": dict(config),
     }
 
@@ -169,6 +184,10 @@ def to_markdown(record: Mapping[str, Any]) -> str:
     lines += [f"| {k} | {v or 'not installed'} |" for k, v in record["packages"].items()]
     lines += ["", "## Seeds", ""]
     lines += [f"- {k}: {v}" for k, v in record["seeds"].items()] or ["- none in the config"]
+    if record.get("elastix_parameter_files"):
+        lines += ["", "## elastix parameter files", "", "| file | sha256 |", "|---|---|"]
+        lines += [f"| {entry['file']} | {entry['sha256'] or 'missing'} |"
+                  for entry in record["elastix_parameter_files"]]
     lines += ["", "## Config", "", "```json",
               json.dumps(record["config"], indent=2, sort_keys=True, default=str), "```", ""]
     return "\n".join(lines)
@@ -191,6 +210,9 @@ def to_html(record: Mapping[str, Any]) -> str:
         ("Packages", rows({k: v or "not installed" for k, v in record["packages"].items()})),
         ("Seeds", rows(record["seeds"])),
     ]
+    if record.get("elastix_parameter_files"):
+        sections.append(("elastix parameter files", rows(
+            {e["file"]: e["sha256"] or "missing" for e in record["elastix_parameter_files"]})))
     body = "".join(f"<h2>{title}</h2><table>{content}</table>" for title, content in sections)
     config = html.escape(json.dumps(record["config"], indent=2, sort_keys=True, default=str))
     return (

@@ -12,6 +12,7 @@ import re
 
 from liverbench import methods as method_registry
 from liverbench.data import adapters, cohorts, memory
+from liverbench.data.dicom_masks import source_file
 from liverbench.data.io import write_json_if_changed
 from liverbench.data.splits import plan_splits
 from liverbench.layout import CASE_FILES, PAIR_FILES, PHANTOM_FILES, SPECT_FILES, TRUTH_FILE
@@ -144,8 +145,9 @@ def data_memory(step, sources=None):
 
     def mem_mb(wildcards, input, attempt):
         paths = [path for path in input if not str(path).endswith(".json")]
-        if sources is not None and all(os.path.exists(p) for p in sources(wildcards)):
-            paths = sources(wildcards)
+        originals = None if sources is None else [source_file(p) for p in sources(wildcards)]
+        if originals is not None and all(os.path.exists(p) for p in originals):
+            paths = originals  # `path::label` sources by their files (an RTSTRUCT: 0 voxels)
         return attempt * memory.data_rule_mb(step, paths)
 
     return mem_mb

@@ -91,13 +91,20 @@ if TRAINING and not COHORT["msd"]:
 
 rule standardize_h108:
     input:
-        # the patient's source files by name (from the manifest, parsed once, or the phantom)
-        unpack(lambda wildcards: {n: CASE_SOURCES[wildcards.patient][n] for n in STANDARD_FILES}),
+        # the patient's source files by name (from the manifest, parsed once, or the phantom);
+        # a mask in an RTSTRUCT or DICOM-SEG is `path::label`: the input is the file alone
+        unpack(
+            lambda wildcards: {
+                n: source_file(CASE_SOURCES[wildcards.patient][n]) for n in STANDARD_FILES
+            }
+        ),
     output:
         case=LAYOUT.case_record("{patient}"),
         images=[LAYOUT.case_file("{patient}", name) for name in STANDARD_FILES],
     params:
-        sources=lambda wildcards, input: [f"{name}={path}" for name, path in input.items()],
+        sources=lambda wildcards: [
+            f"{name}={CASE_SOURCES[wildcards.patient][name]}" for name in STANDARD_FILES
+        ],
         out=lambda wildcards: LAYOUT.case_dir(wildcards.patient),
     benchmark:
         LAYOUT.benchmark("standardize", "{patient}")

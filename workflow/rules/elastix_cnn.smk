@@ -10,7 +10,22 @@
 # The runtime record's stages: the pair step's reading and pre-alignment, phase 1's two
 # nnU-Net segmentations, then elastix's own (docs/evaluation.md, "Runtime").
 
+from baselines.elastix_cnn.parameter_files import iterations as elastix_iterations
+
 ELASTIX_CNN = config["elastix_cnn"]
+# The user's own elastix parameter files (null: the schedule): inputs of the registration, so
+# editing one re-runs it; paths from the working directory, checked when the config resolves.
+ELASTIX_CNN_PARAMETER_FILES = list(ELASTIX_CNN["parameter_files"] or [])
+# The command line's --settings (and a rerun trigger): parameter_files only when given, so that
+# results made before the key existed are not re-run for its null default.
+ELASTIX_CNN_SETTINGS = json.dumps(
+    {
+        key: value
+        for key, value in ELASTIX_CNN.items()
+        if key != "parameter_files" or value is not None
+    },
+    sort_keys=True,
+)
 ELASTIX_CNN_DIR = LAYOUT.method_dir("elastix_cnn")
 # Phase 1 on the CECT, per test pair: nnU-Net's mask of the moving patient's CECT and its runtime.
 ELASTIX_CNN_CECT_LIVER = [f"{ELASTIX_CNN_DIR}/cect_liver/{pair}.nii.gz" for pair in TEST_PAIRS]
@@ -26,9 +41,13 @@ ELASTIX_CNN_MAPPINGS = [LAYOUT.mapping("elastix_cnn", pair) for pair in TEST_PAI
 # Wall time asked of the scheduler per pair: ~25 ms per iteration at 2048 samples on 2 cores,
 # plus pyramids and transformix.
 ELASTIX_CNN_MINUTES_PER_PAIR = 2 + math.ceil(
-    sum(
-        len(ELASTIX_CNN[stage]["schedule"]) * ELASTIX_CNN[stage]["iterations"]
-        for stage in ("rigid", "bspline")
+    (
+        elastix_iterations(ELASTIX_CNN_PARAMETER_FILES)
+        if ELASTIX_CNN_PARAMETER_FILES
+        else sum(
+            len(ELASTIX_CNN[stage]["schedule"]) * ELASTIX_CNN[stage]["iterations"]
+            for stage in ("rigid", "bspline")
+        )
     )
     * 0.025
     / 60
@@ -73,12 +92,13 @@ rule elastix_cnn_register:
         cect_runtimes=rules.elastix_cnn_segment_cect.output.runtimes,
         ncect_liver=predictions("nnunet_ncect"),
         ncect_runtimes=runtimes("nnunet_ncect"),
+        parameter_files=ELASTIX_CNN_PARAMETER_FILES,  # named in the settings JSON
     output:
         predictions=predictions("elastix_cnn"),
         runtimes=runtimes("elastix_cnn"),
         mappings=ELASTIX_CNN_MAPPINGS,
     params:
-        settings=settings_json("elastix_cnn"),
+        settings=ELASTIX_CNN_SETTINGS,
         pairs=TEST_PAIRS,
         transforms=f"{ELASTIX_CNN_DIR}/transforms",
     benchmark:
