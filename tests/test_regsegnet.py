@@ -172,7 +172,7 @@ class Killed(Exception):
 
 
 def _kill_after_first_epoch(message: str) -> None:
-    if message.startswith("epoch 1:"):
+    if re.match(r"\S+ epoch 1/", message):  # the epoch line (liverbench.progress)
         raise Killed
 
 
