@@ -30,6 +30,7 @@ from liverbench.data.io import (
     write_image,
     write_json,
 )
+from liverbench.data.preprocess import slab_starts
 from liverbench.data.splits import PAIR_SEPARATOR, SPLITS
 from liverbench.errors import InputError
 from liverbench.layout import SAFE_ID_RULE, TRUTH_FILE, image_file, is_safe_id
@@ -182,8 +183,8 @@ def as_hu(image: sitk.Image) -> sitk.Image:
         return image
     source = sitk.GetArrayViewFromImage(image)
     array = np.empty(source.shape, dtype=np.int16)
-    step = max(1, (1 << 22) // max(1, source[0].size))
-    for z in range(0, len(source), step):
+    starts, step = slab_starts(len(source), source[0].size)
+    for z in starts:
         array[z:z + step] = np.clip(np.rint(source[z:z + step]), -32768, 32767)
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(image)

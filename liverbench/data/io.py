@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from liverbench.data.preprocess import grid_of
+from liverbench.data.preprocess import grid_of, slab_starts
 from liverbench.errors import InputError
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -201,9 +201,8 @@ def _distinct_values(array: np.ndarray) -> np.ndarray:
         low, high = array.min(), array.max()
         if low >= 0 and high <= 1:
             return np.unique([low, high])
-    step = max(1, (1 << 22) // max(1, array[0].size))
-    return np.unique(np.concatenate([np.unique(array[z:z + step])
-                                     for z in range(0, len(array), step)]))
+    starts, step = slab_starts(len(array), array[0].size)
+    return np.unique(np.concatenate([np.unique(array[z:z + step]) for z in starts]))
 
 
 def read_mask(

@@ -145,6 +145,14 @@ def antialias(image: sitk.Image, spacing: Sequence[float]) -> sitk.Image:
 SLAB_VOXELS = 2**22  # voxels converted to float32 at a time (16 MB)
 
 
+def slab_starts(depth: int, slice_voxels: int, multiple: int = 1) -> tuple[range, int]:
+    """(first slice of each slab, slices per slab) for walking a (z, y, x) volume about
+    SLAB_VOXELS at a time, each slab a whole number of `multiple` slices: full-size work
+    without a full-size temporary copy."""
+    step = multiple * max(1, SLAB_VOXELS // max(1, slice_voxels * multiple))
+    return range(0, depth, step), step
+
+
 def bin_shrink_float(image: sitk.Image, factors: Sequence[int]) -> sitk.Image:
     """`BinShrink` by `factors` (x, y, z) computed in float32, one slab of whole blocks at a
     time: the block means of a float32 copy of the image (BinShrink of an integer image
@@ -153,12 +161,12 @@ def bin_shrink_float(image: sitk.Image, factors: Sequence[int]) -> sitk.Image:
         return sitk.BinShrink(image, list(factors))
     nx, ny, nz = image.GetSize()
     fz = int(factors[2])
-    step = fz * max(1, SLAB_VOXELS // (nx * ny * fz))  # slices per slab, whole blocks
     used = nz - nz % fz  # BinShrink drops the last partial block
+    starts, step = slab_starts(used, nx * ny, fz)  # slabs of whole blocks
     if used == 0 or step >= used:
         return sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), list(factors))
     slabs = [sitk.BinShrink(sitk.Cast(image[:, :, z:min(z + step, used)], sitk.sitkFloat32),
-                            list(factors)) for z in range(0, used, step)]
+                            list(factors)) for z in starts]
     shrunk = sitk.GetImageFromArray(np.concatenate([sitk.GetArrayViewFromImage(slab)
                                                     for slab in slabs]))
     shrunk.SetOrigin(slabs[0].GetOrigin())
